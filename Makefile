@@ -1,0 +1,33 @@
+# spark_img2ds: `make demo` runs the job on bundled images; `make test` runs the suite.
+# Everything is installed into a virtualenv (.venv) from PyPI; Java 17 must be present.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint venv java clean
+
+java:
+	@if [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; then exit 0; fi; \
+	command -v java >/dev/null 2>&1 || { echo "error: Java was not found: Spark needs Java 17 (install a JDK 17 or set JAVA_HOME)" >&2; exit 1; }
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: java venv
+	$(PY) -m spark_img2ds.demo
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: java venv lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) demo_output demo_output_urls.csv .pytest_cache

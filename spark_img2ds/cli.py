@@ -1,0 +1,95 @@
+"""The spark-img2ds command: flags and an optional YAML file build one Config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from spark_img2ds.config import Config, option_fields
+from spark_img2ds.errors import ConfigError, Img2dsError
+
+PROG = "spark-img2ds"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, not a usage dump
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Download image URL lists into a dataset with Spark (img2dataset-compatible options).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("positional_url_list", nargs="?", metavar="URL_LIST", help="same as --url_list")
+    parser.add_argument("--config", help="YAML file of options; flags given here override it")
+    for f in option_fields():
+        names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
+        kind = str(f.type)
+        if kind == "bool":
+            parser.add_argument(*names, dest=f.name, nargs="?", const="true", metavar="BOOL", help=f.metadata["help"])
+        else:
+            parser.add_argument(*names, dest=f.name, metavar=f.name.upper(), help=f.metadata["help"])
+    return parser
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    return data
+
+
+def config_from_args(argv: list[str]) -> Config:
+    """The Config for a command line: defaults, then the YAML file, then flags."""
+    ns = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+    if "config" in ns:
+        values.update(_load_yaml(ns.pop("config")))
+    positional = ns.pop("positional_url_list", None)
+    if positional is not None:
+        if "url_list" in ns:
+            raise ConfigError("give the url list once: either as an argument or with --url_list")
+        ns["url_list"] = positional
+    values.update(ns)
+    return Config.from_dict(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = config_from_args(argv)
+    except Img2dsError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    from spark_img2ds.job import run
+
+    try:
+        summary = run(cfg)
+    except Img2dsError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is not None:
+            spark.stop()
+    print(summary)
+    return 0 if summary.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

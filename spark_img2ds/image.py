@@ -1,0 +1,151 @@
+"""Decode, check, resize and encode one image; EXIF and hashing of raw bytes.
+
+Runs inside the download threads: OpenCV releases the GIL, so decoding in
+the threads uses the cores without a process per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from spark_img2ds.config import Config
+from spark_img2ds.resize import apply_plan, plan_resize
+
+logging.getLogger("exifread").setLevel(logging.CRITICAL)
+
+_ENCODE_PARAM = {"jpg": cv2.IMWRITE_JPEG_QUALITY, "png": cv2.IMWRITE_PNG_COMPRESSION, "webp": cv2.IMWRITE_WEBP_QUALITY}
+
+
+class ImageError(Exception):
+    """The bytes are not a usable image; the message is stored as error_message."""
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    data: bytes
+    width: int | None
+    height: int | None
+    original_width: int | None
+    original_height: int | None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Image container from magic bytes: jpg, png, webp, gif, bmp, tiff or None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"GIF8",):
+        return "gif"
+    if data[:2] == b"BM":
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def has_exif(data: bytes, fmt: str | None) -> bool:
+    """True when the file carries an EXIF block (parsing is slow, so look first)."""
+    if fmt == "jpg":
+        return b"Exif\x00\x00" in data[:65536]
+    if fmt == "png":
+        return b"eXIf" in data
+    if fmt == "webp":
+        return b"EXIF" in data[:65536]
+    return fmt == "tiff"
+
+
+def extract_exif(data: bytes) -> str:
+    """EXIF tags as a JSON object string; "{}" when there are none or they cannot be read."""
+    import exifread
+
+    if not has_exif(data, sniff_format(data)):
+        return "{}"
+    try:
+        tags = exifread.process_file(io.BytesIO(data), details=False)
+    except Exception:  # exifread raises many kinds of errors on damaged tags
+        return "{}"
+    return json.dumps({k: str(v).strip() for k, v in tags.items() if v is not None})
+
+
+def hash_bytes(data: bytes, algorithm: str) -> str:
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def _to_bgr8(img: np.ndarray) -> np.ndarray:
+    """Any decoded image as 8-bit BGR; transparency is composited on white."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if channels == 2:
+        bgr, alpha = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR), img[:, :, 1]
+    elif channels == 4:
+        bgr, alpha = img[:, :, :3], img[:, :, 3]
+    else:
+        return img[:, :, :3]
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    out = bgr.astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
+
+
+class ImageProcessor:
+    """Turns downloaded bytes into the stored image under one Config."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.ext = "." + cfg.encode_format
+        self.params = [int(_ENCODE_PARAM[cfg.encode_format]), int(cfg.encode_quality)]
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """8-bit BGR pixels; JPEG goes through IMREAD_COLOR, which also applies EXIF orientation."""
+        fmt = sniff_format(data)
+        buf = np.frombuffer(data, np.uint8)
+        flag = cv2.IMREAD_COLOR if fmt == "jpg" else cv2.IMREAD_UNCHANGED
+        try:
+            img = cv2.imdecode(buf, flag)
+        except cv2.error as err:
+            raise ImageError(f"image decoding error: {str(err).strip().splitlines()[-1]}") from None
+        if img is None or img.size == 0:
+            raise ImageError(
+                "image decoding error: not a supported image format" if fmt is None else "image decoding error"
+            )
+        return img if fmt == "jpg" else _to_bgr8(img)
+
+    def process(self, data: bytes) -> ProcessedImage:
+        cfg = self.cfg
+        if cfg.disable_all_reencoding:
+            return ProcessedImage(data, None, None, None, None)
+        img = self.decode(data)
+        height, width = img.shape[:2]
+        if min(width, height) < cfg.min_image_size:
+            raise ImageError("image too small")
+        if width * height > cfg.max_image_area:
+            raise ImageError("image area too large")
+        if max(width, height) / min(width, height) > cfg.max_aspect_ratio:
+            raise ImageError("aspect ratio too large")
+        plan = plan_resize(width, height, cfg.image_size, cfg.resize_mode, cfg.resize_only_if_bigger)
+        if cfg.skip_reencode and not plan.changes_pixels and sniff_format(data) == cfg.encode_format:
+            return ProcessedImage(data, width, height, width, height)
+        out = apply_plan(img, plan, cfg.upscale_interpolation, cfg.downscale_interpolation)
+        try:
+            ok, encoded = cv2.imencode(self.ext, out, self.params)
+        except cv2.error as err:
+            raise ImageError(f"image encoding error: {str(err).strip().splitlines()[-1]}") from None
+        if not ok:
+            raise ImageError("image encoding error")
+        return ProcessedImage(encoded.tobytes(), out.shape[1], out.shape[0], width, height)

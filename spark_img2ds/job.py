@@ -1,0 +1,288 @@
+"""The job driver: plan shards, run them in Spark, retry failures, write the summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from spark_img2ds import __version__, keys, reader, sharding, storage
+from spark_img2ds.config import Config
+from spark_img2ds.errors import ConfigError, Img2dsError
+from spark_img2ds.session import get_session
+from spark_img2ds.stats import ShardStats, merge
+from spark_img2ds.worker import RESULT_DDL, partition_worker
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("spark_img2ds")
+PROGRESS_SECONDS = 5.0
+SUMMARY_FILE = "_summary.json"
+SUCCESS_FILE = "_SUCCESS"
+STATS_SUFFIX = "_stats.json"
+
+
+@dataclass
+class Summary:
+    """What a run did; also written to {output_folder}/_summary.json."""
+
+    output_folder: str
+    job_id: str
+    complete: bool
+    count: int = 0
+    successes: int = 0
+    failed_to_download: int = 0
+    failed_to_resize: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    shards_total: int = 0
+    shards_written: int = 0
+    shards_skipped: int = 0
+    shards_failed: list[int] = field(default_factory=list)
+    samples_this_run: int = 0
+    duration: float = 0.0
+    images_per_second: float = 0.0
+
+    def __str__(self) -> str:
+        state = "complete" if self.complete else f"INCOMPLETE ({len(self.shards_failed)} shard(s) failed)"
+        lines = [
+            f"dataset: {self.output_folder} ({state})",
+            f"samples: {self.count} total, {self.successes} success, "
+            f"{self.failed_to_download} failed to download, {self.failed_to_resize} failed to resize",
+            f"shards: {self.shards_total} total, {self.shards_written} written now, {self.shards_skipped} already done",
+            f"this run: {self.samples_this_run} samples in {self.duration:.1f}s "
+            f"({self.images_per_second:.1f} images/s)",
+        ]
+        for message, n in list(self.error_counts.items())[:5]:
+            lines.append(f"  {n:>8}  {message}")
+        return "\n".join(lines)
+
+
+def _setup_logging() -> None:
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+def _done_shards(fs, root: str) -> dict[int, ShardStats]:
+    """Shards whose stats marker exists, with their stats."""
+    paths = fs.glob(storage.join(root, f"*{STATS_SUFFIX}"))
+    found = storage.read_json_files(fs, paths)
+    done = {}
+    for path, data in found.items():
+        shard_id = keys.parse_shard_name(path.rsplit("/", 1)[-1])
+        if shard_id is not None:
+            done[shard_id] = ShardStats.from_json(shard_id, data)
+    return done
+
+
+def _progress(started: float, samples: int, planned: int, shards: int, planned_shards: int) -> str:
+    elapsed = max(time.time() - started, 1e-9)
+    rate = samples / elapsed
+    eta = (planned - samples) / rate if rate > 0 else float("inf")
+    eta_text = f"{eta:.0f}s" if eta != float("inf") else "unknown"
+    return (
+        f"progress: {shards}/{planned_shards} shards, {samples}/{planned} samples, {rate:.1f} images/s, ETA {eta_text}"
+    )
+
+
+def _run_spark_job(spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int):
+    """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
+    sc = spark.sparkContext
+    samples_done = sc.accumulator(0)
+    shards_done = sc.accumulator(0)
+    worker_cfg = cfg if isinstance(cfg.url_list, str) else dataclasses.replace(cfg, url_list="<DataFrame>")
+    out = sharding.shards_to_run(keyed, shard_ids).mapInArrow(
+        partition_worker(worker_cfg, samples_done, shards_done), RESULT_DDL
+    )
+    box: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            box["rows"] = out.collect()
+        except BaseException as err:  # re-raised in the driver thread below
+            box["error"] = err
+
+    started = time.time()
+    thread = threading.Thread(target=collect, name="img2ds-collect", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(PROGRESS_SECONDS)
+        if thread.is_alive():
+            log.info(_progress(started, samples_done.value, planned, shards_done.value, len(shard_ids)))
+    if "error" in box:
+        raise box["error"]
+    return box["rows"]
+
+
+def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
+    """Run a download described by cfg."""
+    _setup_logging()
+    started = time.time()
+    job_id = uuid.uuid4().hex
+    try:
+        fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
+    except (ValueError, ImportError) as err:
+        raise ConfigError(f"output_folder {cfg.output_folder!r} cannot be opened: {err}") from None
+    if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
+        log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
+    if cfg.incremental_mode == "overwrite" and fs.exists(root):
+        log.info("overwrite mode: removing %s", cfg.output_folder)
+        fs.rm(root, recursive=True)
+    fs.makedirs(root, exist_ok=True)
+
+    spark, _ = get_session(cfg, spark)
+    with sharding.pinned_split_conf(spark):
+        if isinstance(cfg.url_list, str):
+            df = reader.read_input(spark, cfg)
+        else:
+            df = reader.from_dataframe(_materialize(cfg.url_list), cfg)
+        keyed = sharding.assign_shards(df, cfg.number_sample_per_shard)
+        n_shards = keys.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
+        previous = {s: st for s, st in _done_shards(fs, root).items() if s < n_shards}
+        todo = [s for s in range(n_shards) if s not in previous]
+        log.info(
+            "job %s: %d rows in %d shards; %d already done, %d to download",
+            job_id,
+            keyed.total_rows,
+            n_shards,
+            len(previous),
+            len(todo),
+        )
+        if todo and fs.exists(storage.join(root, SUCCESS_FILE)):
+            fs.rm(storage.join(root, SUCCESS_FILE))
+        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows)
+
+    failed = sorted(set(todo) - set(written))
+    everything = {**previous, **written}
+    totals = merge(everything.values())
+    duration = time.time() - started
+    this_run = sum(s.count for s in written.values())
+    summary = Summary(
+        output_folder=cfg.output_folder,
+        job_id=job_id,
+        complete=not failed,
+        count=totals["count"],
+        successes=totals["successes"],
+        failed_to_download=totals["failed_to_download"],
+        failed_to_resize=totals["failed_to_resize"],
+        status_counts=totals["status_counts"],
+        error_counts=totals["error_counts"],
+        shards_total=n_shards,
+        shards_written=len(written),
+        shards_skipped=len(previous),
+        shards_failed=failed,
+        samples_this_run=this_run,
+        duration=duration,
+        images_per_second=this_run / duration if duration > 0 else 0.0,
+    )
+    storage.write_json(fs, storage.join(root, SUMMARY_FILE), _summary_json(summary, cfg, everything, errors, started))
+    if not failed:
+        storage.write_committed(fs, storage.join(root, SUCCESS_FILE), b"")
+    else:
+        log.error("%d shard(s) failed after %d retries: %s", len(failed), cfg.max_shard_retry, failed[:20])
+    log.info(
+        "done: %d samples (%d success) in %d shards, %d failed shards, %.1fs",
+        summary.count,
+        summary.successes,
+        n_shards,
+        len(failed),
+        duration,
+    )
+    return summary
+
+
+def _materialize(df: DataFrame) -> DataFrame:
+    """Pin a user's DataFrame so that every job sees the same rows in the same order."""
+    sc = df.sparkSession.sparkContext
+    if sc.getCheckpointDir():
+        return df.checkpoint(eager=True)
+    return df.localCheckpoint(eager=True)
+
+
+def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int):
+    """Run the shards, then re-run the failed ones up to max_shard_retry times, each in a new job."""
+    written: dict[int, ShardStats] = {}
+    errors: dict[int, str] = {}
+    remaining = list(todo)
+    for attempt in range(cfg.max_shard_retry + 1):
+        if not remaining:
+            break
+        if attempt:
+            log.warning("retrying %d failed shard(s) (attempt %d of %d)", len(remaining), attempt, cfg.max_shard_retry)
+        planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
+        try:
+            rows = _run_spark_job(spark, keyed, cfg, remaining, planned)
+        except Img2dsError:
+            raise
+        except Exception as err:  # the Spark job aborted: keep what its shards committed
+            log.error(
+                "Spark job failed: %s", str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            )
+            rows = []
+            committed = _done_shards(fs, root)
+            for s in remaining:
+                if s in committed:
+                    written[s] = committed[s]
+                else:
+                    errors[s] = "Spark job failed before this shard finished"
+        for row in rows:
+            if row["ok"]:
+                written[row["shard_id"]] = ShardStats.from_json(row["shard_id"], json.loads(row["stats"]))
+                errors.pop(row["shard_id"], None)
+            else:
+                errors[row["shard_id"]] = row["error"]
+                log.warning("shard %s failed: %s", row["shard_id"], row["error"])
+        remaining = [s for s in remaining if s not in written]
+    return written, errors
+
+
+def _summary_json(summary: Summary, cfg: Config, shards: dict[int, ShardStats], errors: dict[int, str], started: float):
+    import pyspark
+
+    per_shard = []
+    for shard_id in range(summary.shards_total):
+        st = shards.get(shard_id)
+        entry: dict[str, Any] = {"shard": keys.shard_name(shard_id, cfg.oom_shard_count)}
+        if st is None:
+            entry.update(state="failed", error=errors.get(shard_id, "not written"))
+        else:
+            entry.update(state="done", count=st.count, successes=st.successes, duration=round(st.duration, 3))
+        per_shard.append(entry)
+    return {
+        "job_id": summary.job_id,
+        "complete": summary.complete,
+        "start_time": started,
+        "end_time": started + summary.duration,
+        "duration": summary.duration,
+        "count": summary.count,
+        "successes": summary.successes,
+        "failed_to_download": summary.failed_to_download,
+        "failed_to_resize": summary.failed_to_resize,
+        "status_counts": summary.status_counts,
+        "error_counts": summary.error_counts,
+        "samples_this_run": summary.samples_this_run,
+        "images_per_second": summary.images_per_second,
+        "shards": {
+            "total": summary.shards_total,
+            "written_this_run": summary.shards_written,
+            "already_done": summary.shards_skipped,
+            "failed": len(summary.shards_failed),
+        },
+        "per_shard": per_shard,
+        "config": cfg.to_public_dict(),
+        "versions": {"spark_img2ds": __version__, "pyspark": pyspark.__version__},
+    }
+
+
+def download(url_list: Any, spark: SparkSession | None = None, **options: Any) -> Summary:
+    """Download url_list into a dataset; options are img2dataset's download() keywords."""
+    return run(Config.from_dict({"url_list": url_list, **options}), spark)

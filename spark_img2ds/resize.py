@@ -1,0 +1,94 @@
+"""Resize geometry (pure) and its application with OpenCV.
+
+The geometry follows img2dataset: keep_ratio and center_crop scale the shorter
+side to image_size, border and keep_ratio_largest scale the longer side, border
+then pads to a white square and center_crop cuts the centre square. One defect
+is fixed: a side never rounds down to zero pixels for extreme aspect ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "bilinear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+    "lanczos4": cv2.INTER_LANCZOS4,
+}
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class ResizePlan:
+    """What to do to an image of a given size: scale, then crop or pad."""
+
+    size: tuple[int, int] | None = None  # (width, height) to scale to
+    downscale: bool = True
+    crop: tuple[int, int, int, int] | None = None  # x, y, width, height
+    pad: tuple[int, int, int, int] | None = None  # top, bottom, left, right
+
+    @property
+    def changes_pixels(self) -> bool:
+        return self.size is not None or self.crop is not None or self.pad is not None
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        w, h = self.size or (width, height)
+        if self.crop:
+            w, h = self.crop[2], self.crop[3]
+        if self.pad:
+            w, h = w + self.pad[2] + self.pad[3], h + self.pad[0] + self.pad[1]
+        return w, h
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int] | None:
+    if scale == 1.0:
+        return None
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def plan_resize(width: int, height: int, image_size: int, mode: str, only_if_bigger: bool) -> ResizePlan:
+    """The resize plan for an image of width x height under a resize mode."""
+    if mode == "no":
+        return ResizePlan()
+    if mode in ("keep_ratio", "center_crop"):
+        side = min(width, height)
+    elif mode in ("border", "keep_ratio_largest"):
+        side = max(width, height)
+    else:
+        raise ValueError(f"unknown resize mode {mode!r}")
+    downscale = side > image_size
+    if only_if_bigger and not downscale:
+        return ResizePlan()
+    size = _scaled(width, height, image_size / side)
+    w, h = size or (width, height)
+    crop = pad = None
+    if mode == "center_crop" and (w > image_size or h > image_size):
+        crop = ((w - image_size) // 2, (h - image_size) // 2, min(w, image_size), min(h, image_size))
+    elif mode == "border" and (w < image_size or h < image_size):
+        top, left = (image_size - h) // 2, (image_size - w) // 2
+        pad = (top, image_size - h - top, left, image_size - w - left)
+    return ResizePlan(size=size, downscale=downscale, crop=crop, pad=pad)
+
+
+def apply_plan(
+    img: np.ndarray, plan: ResizePlan, upscale_interpolation: str, downscale_interpolation: str
+) -> np.ndarray:
+    """Scale, crop and pad an image as the plan says."""
+    if plan.size is not None:
+        inter = INTERPOLATIONS[downscale_interpolation if plan.downscale else upscale_interpolation]
+        img = cv2.resize(img, plan.size, interpolation=inter)
+    if plan.crop is not None:
+        x, y, w, h = plan.crop
+        img = img[y : y + h, x : x + w]
+    if plan.pad is not None:
+        top, bottom, left, right = plan.pad
+        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=WHITE)
+    return img

@@ -1,0 +1,191 @@
+"""A local HTTP server over a folder of images, with routes that fail like the web does.
+
+Used by the demo (no internet is assumed), the tests and the benchmark.
+
+Routes (NAME is a file in the folder):
+  /img/NAME                 the file
+  /status/CODE              an empty response with that status
+  /hang/SECONDS             waits, then serves nothing useful (for timeouts)
+  /slow/NAME                sends NAME in small pieces, slowly (a total-deadline case)
+  /reset                    closes the connection with a TCP reset
+  /truncated/NAME           announces the full length, sends half, closes
+  /notimage                 a 200 HTML page
+  /redirect/N/NAME          a chain of N redirects ending at /img/NAME
+  /redirect-loop            redirects forever
+  /robots/VALUE/NAME        NAME with the header X-Robots-Tag: VALUE (URL-encoded)
+  /corrupt/NAME             NAME with its middle overwritten
+  /flaky/ID/NAME            HTTP 500 the first time ID is asked for, then NAME
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each response stalls ~40 ms on loopback
+    server: SampleServer
+
+    def log_message(self, format: str, *args) -> None:  # quiet: tests read their own output
+        pass
+
+    def _send(self, code: int, body: bytes = b"", ctype: str = "application/octet-stream", headers=None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers or ():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _file(self, name: str) -> bytes | None:
+        return self.server.read(urllib.parse.unquote(name))
+
+    def _image(self, name: str, headers=None) -> None:
+        data = self._file(name)
+        if data is None:
+            self._send(404, b"not found", "text/plain")
+            return
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self._send(200, data, ctype, headers)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        route, args = parts[0], parts[1:]
+        self.server.hits += 1
+        try:
+            handler = getattr(self, "route_" + route.replace("-", "_"), None)
+            if handler is None:
+                self._send(404, b"no such route", "text/plain")
+            else:
+                handler(*args)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route_img(self, name: str) -> None:
+        self._image(name)
+
+    def route_status(self, code: str) -> None:
+        self._send(int(code), b"", "text/plain")
+
+    def route_hang(self, seconds: str) -> None:
+        time.sleep(float(seconds))
+        self._send(503, b"", "text/plain")
+
+    def route_slow(self, name: str) -> None:
+        data = self._file(name) or b""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        step = max(1, len(data) // 50)
+        for i in range(0, len(data), step):
+            self.wfile.write(data[i : i + step])
+            self.wfile.flush()
+            time.sleep(0.1)
+
+    def route_reset(self) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def route_truncated(self, name: str) -> None:
+        data = self._file(name) or b""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def route_notimage(self) -> None:
+        self._send(200, b"<html><body>not an image</body></html>", "text/html")
+
+    def route_redirect(self, count: str, name: str) -> None:
+        n = int(count)
+        target = f"/img/{name}" if n <= 1 else f"/redirect/{n - 1}/{name}"
+        self._send(302, b"", "text/plain", [("Location", target)])
+
+    def route_redirect_loop(self) -> None:
+        self._send(302, b"", "text/plain", [("Location", "/redirect-loop")])
+
+    def route_robots(self, value: str, name: str) -> None:
+        self._image(name, [("X-Robots-Tag", urllib.parse.unquote(value))])
+
+    def route_corrupt(self, name: str) -> None:
+        data = bytearray(self._file(name) or b"")
+        middle = len(data) // 4
+        data[middle:] = b"\x00" * (len(data) - middle)
+        data[:2] = b"\x00\x00"
+        self._send(200, bytes(data), "image/jpeg")
+
+    def route_flaky(self, key: str, name: str) -> None:
+        with self.server.lock:
+            first = key not in self.server.flaky_seen
+            self.server.flaky_seen.add(key)
+        if first:
+            self._send(500, b"", "text/plain")
+        else:
+            self._image(name)
+
+
+class SampleServer(ThreadingHTTPServer):
+    """Serves one folder on 127.0.0.1; use as a context manager or call start()/stop()."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, folder: str | os.PathLike, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__((host, port), _Handler)
+        self.folder = Path(folder)
+        self.cache: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self.flaky_seen: set[str] = set()
+        self.hits = 0
+        self._thread: threading.Thread | None = None
+
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up (timeouts, resets) are expected here; stay quiet."""
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def read(self, name: str) -> bytes | None:
+        if "/" in name or name.startswith("."):
+            return None
+        data = self.cache.get(name)
+        if data is None:
+            path = self.folder / name
+            if not path.is_file():
+                return None
+            data = self.cache.setdefault(name, path.read_bytes())
+        return data
+
+    def start(self) -> SampleServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="sample-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __enter__(self) -> SampleServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

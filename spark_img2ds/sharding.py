@@ -1,0 +1,102 @@
+"""Numbering every input row and assigning it a shard, in Spark.
+
+A row's position is its rank in input order: files sorted by path, then split
+start, then order inside the split. One small aggregation counts the rows of
+each split; the driver turns the counts into offsets, and a broadcast join adds
+the offset to each row. No global sort and nothing collected but the counts.
+
+Positions must come out the same every time the input is read (the counting
+job, the main job, shard retries, a rerun after a crash). Spark cuts files into
+splits by a size that depends on the cores it sees at that moment, so the
+split settings are pinned for the duration of a run (see pinned_split_conf).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from spark_img2ds.reader import BLOCK_COL, FILE_COL
+from spark_img2ds.worker import INDEX_COL, SHARD_COL
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+ROW_ID = "_img2ds_row"
+BASE = "_img2ds_base"
+SPLIT_CONF = {
+    "spark.sql.files.maxPartitionBytes": str(128 * 1024 * 1024),
+    "spark.sql.files.openCostInBytes": str(4 * 1024 * 1024),
+    "spark.sql.files.minPartitionNum": "1",
+}
+
+
+@contextlib.contextmanager
+def pinned_split_conf(spark: SparkSession) -> Iterator[None]:
+    """Fix how Spark splits input files while a run lasts; restore afterwards."""
+    conf = spark.conf
+    saved = {k: conf.get(k, None) for k in SPLIT_CONF}
+    for k, v in SPLIT_CONF.items():
+        conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                conf.unset(k)
+            else:
+                conf.set(k, v)
+
+
+@dataclass(frozen=True)
+class KeyedInput:
+    """The input with shard id and index columns, and how many rows it has."""
+
+    df: DataFrame
+    total_rows: int
+
+
+def split_offsets(groups: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int]]:
+    """(file, block, rows, first row id) per split -> (file, block, base) with position = base + row id."""
+    out = []
+    offset = 0
+    for file, block, rows, first in sorted(groups, key=lambda g: (g[0], g[1])):
+        out.append((file, block, offset - first))
+        offset += rows
+    return out
+
+
+def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
+    """Add SHARD_COL and INDEX_COL to every row, deterministically from input order."""
+    from pyspark.sql import functions as F
+
+    spark = df.sparkSession
+    df = df.withColumn(ROW_ID, F.monotonically_increasing_id())
+    counts = (
+        df.groupBy(FILE_COL, BLOCK_COL).agg(F.count(F.lit(1)).alias("rows"), F.min(ROW_ID).alias("first")).collect()
+    )
+    groups = [(r[FILE_COL], int(r[BLOCK_COL]), int(r["rows"]), int(r["first"])) for r in counts]
+    total = sum(g[2] for g in groups)
+    bases = spark.createDataFrame(
+        split_offsets(groups) or [("", -1, 0)], f"{FILE_COL} string, {BLOCK_COL} long, {BASE} long"
+    )
+    position = F.col(BASE) + F.col(ROW_ID)
+    keyed = (
+        df.join(F.broadcast(bases), [FILE_COL, BLOCK_COL])
+        .withColumn(SHARD_COL, F.floor(position / F.lit(number_sample_per_shard)).cast("long"))
+        .withColumn(INDEX_COL, (position % F.lit(number_sample_per_shard)).cast("long"))
+        .drop(FILE_COL, BLOCK_COL, ROW_ID, BASE)
+    )
+    return KeyedInput(keyed, total)
+
+
+def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
+    """The rows of the given shards, one Spark partition per shard (about), sorted for streaming."""
+    from pyspark.sql import functions as F
+
+    spark = keyed.sparkSession
+    wanted = spark.createDataFrame([(s,) for s in shard_ids], f"{SHARD_COL} long")
+    rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi")
+    return rows.repartitionByRange(max(1, len(shard_ids)), SHARD_COL).sortWithinPartitions(SHARD_COL, INDEX_COL)

@@ -1,0 +1,223 @@
+"""The per-partition worker: download, process and write whole shards.
+
+Runs in the Spark executors' Python workers. It holds no state between tasks:
+a shard is a pure function of its input rows and the config, so a retried or
+speculative task writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from spark_img2ds import keys, storage
+from spark_img2ds.config import Config
+from spark_img2ds.fetch import Fetcher, FetchError
+from spark_img2ds.image import ImageError, ImageProcessor, extract_exif, hash_bytes
+from spark_img2ds.stats import ShardStats
+from spark_img2ds.writers import WRITERS, metadata_schema
+
+SHARD_COL = "_img2ds_shard"
+INDEX_COL = "_img2ds_index"
+URL_COL = "url"
+CAPTION_COL = "caption"
+RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("shard_id", pa.int64()),
+        pa.field("ok", pa.bool_()),
+        pa.field("stats", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)
+RESULT_DDL = "shard_id long, ok boolean, stats string, error string"
+WINDOW_PER_THREAD = 4
+
+
+@dataclass
+class Sample:
+    """The outcome for one input row."""
+
+    status: str
+    error_message: str | None = None
+    image: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    original_width: int | None = None
+    original_height: int | None = None
+    exif: str | None = None
+    hash: str | None = None
+    nbytes: int = 0
+
+
+class SampleMaker:
+    """URL in, Sample out: fetch, opt-out check, decode, resize, encode, hash, EXIF."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.fetcher = Fetcher(
+            timeout=cfg.timeout,
+            retries=cfg.retries,
+            user_agent_token=cfg.user_agent_token,
+            directives=cfg.directives,
+            verify_ssl=not cfg.ignore_ssl_certificate,
+        )
+        self.images = ImageProcessor(cfg)
+
+    def __call__(self, url: str | None) -> Sample:
+        if url is None or not url.strip():
+            return Sample("failed_to_download", "missing url")
+        try:
+            data = self.fetcher.fetch(url.strip())
+        except FetchError as err:
+            return Sample("failed_to_download", str(err))
+        try:
+            out = self.images.process(data)
+        except ImageError as err:
+            return Sample("failed_to_resize", str(err), nbytes=len(data))
+        except Exception as err:  # a decoder bug must not end the shard: record it on the row
+            return Sample("failed_to_resize", f"unexpected error: {type(err).__name__}: {err}", nbytes=len(data))
+        return Sample(
+            "success",
+            image=out.data,
+            width=out.width,
+            height=out.height,
+            original_width=out.original_width,
+            original_height=out.original_height,
+            exif=extract_exif(data) if self.cfg.extract_exif else None,
+            hash=hash_bytes(data, self.cfg.compute_hash) if self.cfg.compute_hash else None,
+            nbytes=len(data),
+        )
+
+
+def _meta(cfg: Config, extras: dict[str, Any], caption: str | None, url: str | None, key: str, s: Sample) -> dict:
+    meta = dict(extras)
+    if cfg.caption_col:
+        meta["caption"] = caption
+    meta.update(
+        url=url,
+        key=key,
+        status=s.status,
+        error_message=s.error_message,
+        width=s.width,
+        height=s.height,
+        original_width=s.original_width,
+        original_height=s.original_height,
+    )
+    if cfg.extract_exif:
+        meta["exif"] = s.exif
+    if cfg.compute_hash:
+        meta[cfg.compute_hash] = s.hash
+    return meta
+
+
+def run_shard(
+    cfg: Config,
+    shard_id: int,
+    table: pa.Table,
+    make_sample: Callable[[str | None], Sample],
+    pool: ThreadPoolExecutor,
+    on_sample: Callable[[], None] | None = None,
+) -> ShardStats:
+    """Download and write one shard; its files are committed, then its stats marker last."""
+    fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
+    table = table.sort_by(INDEX_COL)
+    name = keys.shard_name(shard_id, cfg.oom_shard_count)
+    d = cfg.oom_sample_per_shard
+    indices = table.column(INDEX_COL).to_pylist()
+    urls = table.column(URL_COL).to_pylist()
+    captions = table.column(CAPTION_COL).to_pylist() if cfg.caption_col else [None] * len(urls)
+    extra_names = cfg.additional_columns
+    extra_values = [table.column(c).to_pylist() for c in extra_names]
+    schema = metadata_schema(cfg, [table.schema.field(c) for c in extra_names])
+
+    stats = ShardStats(shard_id=shard_id, start_time=time.time())
+    writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
+    try:
+        pending: deque[tuple[int, Future]] = deque()
+        todo = iter(range(len(urls)))
+        window = max(1, cfg.thread_count * WINDOW_PER_THREAD)
+
+        def submit_next() -> None:
+            i = next(todo, None)
+            if i is not None:
+                pending.append((i, pool.submit(make_sample, urls[i])))
+
+        for _ in range(window):
+            submit_next()
+        while pending:
+            i, future = pending.popleft()
+            sample = future.result()
+            submit_next()
+            key = keys.sample_key(shard_id, indices[i], d, cfg.oom_shard_count)
+            extras = {c: v[i] for c, v in zip(extra_names, extra_values, strict=True)}
+            meta = _meta(cfg, extras, captions[i], urls[i], key, sample)
+            writer.write(key, sample.image, captions[i], meta)
+            stats.record(sample.status, sample.error_message, sample.nbytes)
+            if on_sample is not None:
+                on_sample()
+        writer.close()
+    except BaseException as err:
+        writer.abort(err)
+        raise
+    stats.end_time = time.time()
+    storage.write_json(fs, storage.join(root, f"{name}_stats.json"), stats.to_json())
+    return stats
+
+
+def _shard_tables(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, pa.Table]]:
+    """Group a partition's batches, sorted by shard id, into one table per shard."""
+    current: int | None = None
+    parts: list[pa.RecordBatch] = []
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        ids = batch.column(SHARD_COL).to_pylist()
+        start = 0
+        for pos in range(1, len(ids) + 1):
+            if pos == len(ids) or ids[pos] != ids[start]:
+                if current is not None and ids[start] != current:
+                    yield current, pa.Table.from_batches(parts)
+                    parts = []
+                current = ids[start]
+                parts.append(batch.slice(start, pos - start))
+                start = pos
+    if current is not None:
+        yield current, pa.Table.from_batches(parts)
+
+
+def _result(shard_id: int, ok: bool, stats: str | None, error: str | None) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([{"shard_id": shard_id, "ok": ok, "stats": stats, "error": error}], RESULT_SCHEMA)
+
+
+def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callable:
+    """The function given to mapInArrow: one result row per shard of the partition."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import cv2
+
+        cv2.setNumThreads(1)
+        make_sample = SampleMaker(cfg)
+        bump = (lambda: samples_done.add(1)) if samples_done is not None else None
+        with ThreadPoolExecutor(max_workers=cfg.thread_count, thread_name_prefix="img2ds") as pool:
+            for shard_id, table in _shard_tables(batches):
+                try:
+                    stats = run_shard(cfg, shard_id, table, make_sample, pool, bump)
+                except MemoryError:
+                    raise  # fatal: let Spark retry the task on a fresh worker
+                except Exception as err:
+                    detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+                    yield _result(shard_id, False, None, detail)
+                    continue
+                if shards_done is not None:
+                    shards_done.add(1)
+                yield _result(shard_id, True, json.dumps(stats.to_json()), None)
+
+    return run

@@ -1,0 +1,132 @@
+"""What every output format shares: one shard, samples in key order, committed at close.
+
+A format is a ShardWriter subclass that opens its files in ``open_outputs`` and
+stores a successful sample in ``write_sample``. The per-shard metadata parquet
+(one row per input row, success or not) is handled here for all formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import IO, Any, ClassVar
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spark_img2ds.config import Config
+from spark_img2ds.storage import committed_open, join
+
+ROW_GROUP_ROWS = 1024
+
+
+def metadata_schema(cfg: Config, extra_fields: list[pa.Field]) -> pa.Schema:
+    """img2dataset's column order: extra columns, caption, url, key, status, ..., exif, hash."""
+    fields = list(extra_fields)
+    if cfg.caption_col:
+        fields.append(pa.field("caption", pa.string()))
+    fields += [
+        pa.field("url", pa.string()),
+        pa.field("key", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("original_width", pa.int32()),
+        pa.field("original_height", pa.int32()),
+    ]
+    if cfg.extract_exif:
+        fields.append(pa.field("exif", pa.string()))
+    if cfg.compute_hash:
+        fields.append(pa.field(cfg.compute_hash, pa.string()))
+    return pa.schema(fields)
+
+
+class MetadataWriter:
+    """Streams metadata rows into a parquet file, a row group at a time."""
+
+    def __init__(self, f: IO[bytes], schema: pa.Schema) -> None:
+        self.schema = schema
+        self._writer = pq.ParquetWriter(f, schema, compression="snappy")
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+class ShardWriter:
+    """Writes one shard; nothing is visible under a final name until close() succeeds."""
+
+    name: ClassVar[str] = ""
+    writes_metadata: ClassVar[bool] = True
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, shard: str, cfg: Config, schema: pa.Schema) -> None:
+        self.fs, self.root, self.shard, self.cfg = fs, root, shard, cfg
+        self.image_ext = cfg.encode_format
+        self._stack = contextlib.ExitStack()
+        self.metadata: MetadataWriter | None = None
+        try:
+            self.open_outputs()
+            if self.writes_metadata:
+                self.metadata = MetadataWriter(self.open(f"{shard}.parquet"), self.metadata_schema(schema))
+        except BaseException as err:
+            self.abort(err)
+            raise
+
+    # -- for subclasses ------------------------------------------------
+    def open(self, relative: str) -> IO[bytes]:
+        """A committed output file under the dataset root."""
+        return self._stack.enter_context(committed_open(self.fs, join(self.root, relative)))
+
+    def open_outputs(self) -> None:
+        """Open the format's own files."""
+
+    def metadata_schema(self, schema: pa.Schema) -> pa.Schema:
+        return schema
+
+    def metadata_row(self, meta: dict[str, Any], image: bytes | None) -> dict[str, Any]:
+        return meta
+
+    def write_sample(self, key: str, image: bytes, caption: str | None, meta: dict[str, Any]) -> None:
+        """Store one successful sample."""
+
+    # -- used by the shard worker ---------------------------------------
+    def write(self, key: str, image: bytes | None, caption: str | None, meta: dict[str, Any]) -> None:
+        if image is not None:
+            self.write_sample(key, image, caption, meta)
+        if self.metadata is not None:
+            self.metadata.add(self.metadata_row(meta, image))
+
+    def finish(self) -> None:
+        """Flush the format's buffers before the files are committed."""
+
+    def close(self) -> None:
+        """Finish every file and publish them."""
+        try:
+            self.finish()
+            if self.metadata is not None:
+                self.metadata.close()
+        except BaseException as err:
+            self.abort(err)
+            raise
+        self._stack.close()
+
+    def abort(self, err: BaseException) -> None:
+        """Discard every file of this attempt."""
+        self._stack.__exit__(type(err), err, err.__traceback__)
+
+
+def sample_json(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, indent=4, default=str).encode()
