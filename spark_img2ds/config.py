@@ -54,7 +54,11 @@ RESERVED_COLUMNS = frozenset(
         "sha512",
     }
 )
-_SECRET_NAME = re.compile(r"secret|password|token|credential|key", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"secret|password|passwd|token|credential|key|connection_string|authorization|sas|signature|cookie",
+    re.IGNORECASE,
+)
+MAX_TIMEOUT = 3600.0
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
@@ -113,6 +117,7 @@ class Config:
     distributor: str = _opt("pyspark", "img2dataset compatibility: Spark is always the distributor")
     subjob_size: int = _opt(1000, "img2dataset compatibility: has no effect, sharding happens in Spark")
     enable_wandb: bool = _opt(False, "img2dataset compatibility: wandb logging (not supported yet)")
+    wandb_project: str = _opt("img2dataset", "img2dataset compatibility: wandb project (used only with enable_wandb)")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -121,6 +126,9 @@ class Config:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
         """Build from a mapping of option names, refusing unknown names."""
+        odd = [k for k in values if not isinstance(k, str)]
+        if odd:
+            raise ConfigError(f"unknown option(s): {', '.join(map(repr, odd))} (option names are strings)")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -167,6 +175,8 @@ def option_fields() -> list[dataclasses.Field]:
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: ("***" if _SECRET_NAME.search(str(k)) else _redact(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
     return value
 
 
@@ -252,7 +262,8 @@ def _validate(c: Config) -> None:
         v = getattr(c, name)
         _require(_is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
     _require(
-        _is_number(c.timeout) and c.timeout > 0, f"timeout must be a positive number of seconds, got {c.timeout!r}"
+        _is_number(c.timeout) and 0 < c.timeout <= MAX_TIMEOUT,
+        f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {c.timeout!r}",
     )
     for name in ("max_image_area", "max_aspect_ratio"):
         v = getattr(c, name)

@@ -118,8 +118,8 @@ class ImageProcessor:
         flag = cv2.IMREAD_COLOR if fmt == "jpg" else cv2.IMREAD_UNCHANGED
         try:
             img = cv2.imdecode(buf, flag)
-        except cv2.error as err:
-            raise ImageError(f"image decoding error: {str(err).strip().splitlines()[-1]}") from None
+        except cv2.error:
+            raise ImageError("image decoding error") from None
         if img is None or img.size == 0:
             raise ImageError(
                 "image decoding error: not a supported image format" if fmt is None else "image decoding error"
@@ -144,8 +144,8 @@ class ImageProcessor:
         out = apply_plan(img, plan, cfg.upscale_interpolation, cfg.downscale_interpolation)
         try:
             ok, encoded = cv2.imencode(self.ext, out, self.params)
-        except cv2.error as err:
-            raise ImageError(f"image encoding error: {str(err).strip().splitlines()[-1]}") from None
+        except cv2.error:
+            raise ImageError("image encoding error") from None
         if not ok:
             raise ImageError("image encoding error")
         return ProcessedImage(encoded.tobytes(), out.shape[1], out.shape[0], width, height)

@@ -54,7 +54,7 @@ def _reader(spark: SparkSession, cfg: Config, folder: bool):
     elif fmt == "jsonl":
         reader = reader.format("json")
     else:
-        reader = reader.format(fmt)
+        reader = reader.format("text" if fmt == "txt" else fmt)
     return reader
 
 
@@ -121,5 +121,7 @@ def _project(df: DataFrame, cfg: Config, provenance: bool) -> DataFrame:
 
 
 def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
+    """The useful line of a Spark error (the Java message, not the py4j call site)."""
+    java = getattr(err, "java_exception", None)
+    text = (str(java) if java is not None else str(err)).strip().splitlines()
     return text[0] if text else type(err).__name__

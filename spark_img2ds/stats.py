@@ -13,8 +13,9 @@ OTHER_ERRORS = "other errors (too many distinct messages)"
 
 
 def add_capped(counter: Counter, key: str, n: int = 1) -> None:
-    """Count key, folding new keys into one bucket once MAX_DISTINCT_ERRORS are known."""
-    if key not in counter and len(counter) >= MAX_DISTINCT_ERRORS:
+    """Count an error message, folding new ones into one bucket once MAX_DISTINCT_ERRORS are known."""
+    distinct = len(counter) - ("success" in counter) - (OTHER_ERRORS in counter)
+    if key not in counter and distinct >= MAX_DISTINCT_ERRORS:
         key = OTHER_ERRORS
     counter[key] += n
 
@@ -38,7 +39,7 @@ class ShardStats:
         self.bytes_downloaded += nbytes
         if status == "success":
             self.successes += 1
-            add_capped(self.status_dict, "success")
+            self.status_dict["success"] += 1
         else:
             if status == "failed_to_download":
                 self.failed_to_download += 1

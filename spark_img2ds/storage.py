@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[byte
         try:
             yield f
             f.close()
-            fs.mv(tmp, path)
+            os.replace(tmp, path)  # atomic; refuses to land inside a folder of that name
         except BaseException:
             f.close()
             with contextlib.suppress(FileNotFoundError):
