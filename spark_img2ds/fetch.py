@@ -156,6 +156,8 @@ class Fetcher:
                     break
                 parts.append(chunk)
         except (urllib3.exceptions.HTTPError, OSError) as err:
+            if isinstance(err, urllib3.exceptions.DecodeError):
+                raise FetchError("undecodable response body (bad content encoding)") from None
             if isinstance(err, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
                 raise FetchError("timed out waiting for the server", transient=True) from None
             if isinstance(err, urllib3.exceptions.ProtocolError) and "IncompleteRead" not in str(err):
