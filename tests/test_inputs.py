@@ -59,7 +59,9 @@ def by_url(folder) -> dict[str, dict]:
     return {r["url"]: r for r in read_metadata(str(folder))}
 
 
-@pytest.mark.parametrize("fmt", ["txt", "txt.gz", "csv", "csv.gz", "tsv", "tsv.gz", "json", "jsonl", "jsonl.gz", "parquet"])
+@pytest.mark.parametrize(
+    "fmt", ["txt", "txt.gz", "csv", "csv.gz", "tsv", "tsv.gz", "json", "jsonl", "jsonl.gz", "parquet"]
+)
 def test_format_gives_positional_keys(spark, server, tmp_path, fmt):
     data = rows(server.url)
     url_list = write_input(tmp_path, fmt, data)
@@ -96,7 +98,9 @@ def test_dataframe_input_accounts_for_every_row(spark, server, tmp_path):
     data = rows(server.url)
     df = spark.createDataFrame(data).repartition(3)
     out = tmp_path / "out"
-    summary = download(df, spark=spark, caption_col="caption", save_additional_columns=["n"], output_folder=str(out), **OPTS)
+    summary = download(
+        df, spark=spark, caption_col="caption", save_additional_columns=["n"], output_folder=str(out), **OPTS
+    )
     assert summary.count == N
     meta = read_metadata(str(out))
     assert sorted(int(r["n"]) for r in meta) == list(range(N))
