@@ -113,6 +113,7 @@ class Config:
     ignore_ssl_certificate: bool = _opt(False, "do not verify TLS certificates")
     master: str | None = _opt(None, "Spark master URL; default: the active session, else local[processes_count]")
     storage_options: dict[str, Any] = _opt(None, "fsspec options for the output (JSON on the CLI)", factory=dict)
+    progress_interval: float = _opt(5.0, "seconds between progress lines in the driver log")
     allow_private_networks: bool = _opt(False, "allow URLs that resolve to private, loopback or link-local addresses")
     distributor: str = _opt("pyspark", "img2dataset compatibility: Spark is always the distributor")
     subjob_size: int = _opt(1000, "img2dataset compatibility: has no effect, sharding happens in Spark")
@@ -264,6 +265,10 @@ def _validate(c: Config) -> None:
     _require(
         _is_number(c.timeout) and 0 < c.timeout <= MAX_TIMEOUT,
         f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {c.timeout!r}",
+    )
+    _require(
+        _is_number(c.progress_interval) and 0 < c.progress_interval <= MAX_TIMEOUT,
+        f"progress_interval must be a number of seconds above 0, got {c.progress_interval!r}",
     )
     for name in ("max_image_area", "max_aspect_ratio"):
         v = getattr(c, name)

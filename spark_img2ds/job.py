@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("spark_img2ds")
-PROGRESS_SECONDS = 5.0
 SUMMARY_FILE = "_summary.json"
 SUCCESS_FILE = "_SUCCESS"
 STATS_SUFFIX = "_stats.json"
@@ -65,11 +64,13 @@ class Summary:
 
 
 def _setup_logging() -> None:
+    """Progress is INFO: make it visible unless the application configured our logger."""
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
     if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
 
 
 def _done_shards(fs, root: str) -> dict[int, ShardStats]:
@@ -115,7 +116,7 @@ def _run_spark_job(spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids
     thread = threading.Thread(target=collect, name="img2ds-collect", daemon=True)
     thread.start()
     while thread.is_alive():
-        thread.join(PROGRESS_SECONDS)
+        thread.join(cfg.progress_interval)
         if thread.is_alive():
             log.info(_progress(started, samples_done.value, planned, shards_done.value, len(shard_ids)))
     if "error" in box:
@@ -126,6 +127,7 @@ def _run_spark_job(spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids
 def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     """Run a download described by cfg."""
     _setup_logging()
+    reader.check_input(cfg)
     started = time.time()
     job_id = uuid.uuid4().hex
     try:

@@ -26,9 +26,11 @@ def _source_format(input_format: str) -> str:
     return input_format.split(".", 1)[0]
 
 
-def _check_local_path(path: str) -> None:
-    if "://" in path and not path.startswith("file://"):
-        return
+def check_input(cfg: Config) -> None:
+    """Fail fast, before Spark starts, on a local url_list that does not exist."""
+    path = cfg.url_list
+    if not isinstance(path, str) or ("://" in path and not path.startswith("file://")):
+        return  # DataFrames and remote paths are checked by Spark when it reads them
     local = path[len("file://") :] if path.startswith("file://") else path
     if not os.path.exists(local):
         raise InputError(f"url_list not found: {path}")
@@ -63,7 +65,7 @@ def read_input(spark: SparkSession, cfg: Config) -> DataFrame:
     from pyspark.sql import functions as F
 
     path = cfg.url_list
-    _check_local_path(path)
+    check_input(cfg)
     local = path[len("file://") :] if path.startswith("file://") else path
     folder = os.path.isdir(local) if "://" not in path or path.startswith("file://") else path.endswith("/")
     try:

@@ -1,0 +1,108 @@
+"""The command line, spark-submit and the demo, run as a user runs them (real processes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyspark
+from e2e import FAULT_CASES, fault_rows, read_metadata, write_csv
+
+from spark_img2ds import download
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    return e
+
+
+def test_console_script_writes_a_dataset(server, tmp_path):
+    urls = tmp_path / "u.txt"
+    urls.write_text(f"{server.url}/img/china.jpg\n{server.url}/status/404\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(BIN / "spark-img2ds"), str(urls), "--output_folder", str(out), "--output_format=webdataset"]
+        + ["--image_size", "32", "--processes_count", "2", "--allow_private_networks"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "samples: 2 total, 1 success, 1 failed to download" in proc.stdout
+    assert (out / "00000.tar").exists() and (out / "_SUCCESS").exists()
+
+
+def test_console_script_missing_input_is_one_line_before_spark(tmp_path):
+    proc = subprocess.run(
+        [str(BIN / "spark-img2ds"), str(tmp_path / "missing.txt"), "--output_folder", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"spark-img2ds: error: url_list not found: {tmp_path / 'missing.txt'}"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_spark_submit_entrypoint(server, tmp_path):
+    url_list = write_csv(tmp_path / "urls.csv", fault_rows(server.url), ["url", "caption", "rid"])
+    out = tmp_path / "out"
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    proc = subprocess.run(
+        [str(submit), "--master", "local[2]", str(ROOT / "jobs" / "img2ds_job.py")]
+        + ["--url_list", str(url_list), "--input_format", "csv", "--caption_col", "caption"]
+        + ["--output_folder", str(out), "--output_format", "webdataset", "--number_sample_per_shard", "5"]
+        + ["--timeout", "2", "--thread_count", "8", "--image_size", "32", "--allow_private_networks"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(read_metadata(str(out))) == len(FAULT_CASES)
+    # spark-submit's JVM forwards the Python driver's stderr to its own stdout
+    assert "done: 17 samples" in proc.stdout + proc.stderr
+
+
+def test_progress_is_logged_while_shards_run(spark, server, tmp_path, caplog):
+    urls = tmp_path / "u.txt"
+    urls.write_text("".join(f"{server.url}/hang/20?{i}\n" for i in range(4)) + f"{server.url}/img/china.jpg\n")
+    with caplog.at_level(logging.INFO, logger="spark_img2ds"):
+        download(
+            str(urls),
+            spark=spark,
+            output_folder=str(tmp_path / "out"),
+            output_format="webdataset",
+            timeout=2,
+            number_sample_per_shard=2,
+            progress_interval=0.5,
+            allow_private_networks=True,
+        )
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
+    assert lines, [r.getMessage() for r in caplog.records]
+    assert lines[-1].split(",")[0].endswith("/3 shards")
+    assert "images/s" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_demo_runs_and_prints_its_summary(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "spark_img2ds.demo", "--output", str(out), "--copies", "2"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dataset: " in proc.stdout and "(complete)" in proc.stdout
+    assert "samples: 23 total, 20 success, 2 failed to download, 1 failed to resize" in proc.stdout
+    assert list(out.glob("*.tar"))
