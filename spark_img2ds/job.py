@@ -136,10 +136,6 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         raise ConfigError(f"output_folder {cfg.output_folder!r} cannot be opened: {err}") from None
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
-    if cfg.incremental_mode == "overwrite" and fs.exists(root):
-        log.info("overwrite mode: removing %s", cfg.output_folder)
-        fs.rm(root, recursive=True)
-    fs.makedirs(root, exist_ok=True)
 
     spark, _ = get_session(cfg, spark)
     with sharding.pinned_split_conf(spark):
@@ -148,6 +144,11 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         else:
             df = reader.from_dataframe(_materialize(cfg.url_list), cfg)
         keyed = sharding.assign_shards(df, cfg.number_sample_per_shard)
+        # Only now that the input is known to be readable is the output touched.
+        if cfg.incremental_mode == "overwrite" and fs.exists(root):
+            log.info("overwrite mode: removing %s", cfg.output_folder)
+            fs.rm(root, recursive=True)
+        fs.makedirs(root, exist_ok=True)
         n_shards = keys.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
         previous = {s: st for s, st in _done_shards(fs, root).items() if s < n_shards}
         todo = [s for s in range(n_shards) if s not in previous]

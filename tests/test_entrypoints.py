@@ -106,3 +106,46 @@ def test_demo_runs_and_prints_its_summary(tmp_path):
     assert "dataset: " in proc.stdout and "(complete)" in proc.stdout
     assert "samples: 23 total, 20 success, 2 failed to download, 1 failed to resize" in proc.stdout
     assert list(out.glob("*.tar"))
+
+
+def test_missing_java_is_one_clear_line(server, tmp_path):
+    urls = tmp_path / "u.txt"
+    urls.write_text(f"{server.url}/img/china.jpg\n")
+    e = {k: v for k, v in env().items() if k != "JAVA_HOME"}
+    e["PATH"] = str(tmp_path / "no-java-here")
+    proc = subprocess.run(
+        [str(BIN / "spark-img2ds"), str(urls), "--output_folder", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "spark-img2ds: error: Java was not found: Spark needs Java 17 (install it, or set JAVA_HOME)"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_makefile_says_when_java_is_missing(tmp_path):
+    e = {k: v for k, v in env().items() if k != "JAVA_HOME"}
+    e["PATH"] = "/usr/local/sbin:/usr/sbin:/sbin:" + str(tmp_path)  # make is in /usr/bin: call it by path
+    proc = subprocess.run(["/usr/bin/make", "-s", "-C", str(ROOT), "java"], capture_output=True, text=True, env=e)
+    assert proc.returncode != 0
+    assert "Java was not found: Spark needs Java 17" in proc.stderr
+
+
+def test_overwrite_keeps_the_old_dataset_when_the_input_is_bad(spark, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "00000.tar").write_bytes(b"precious")
+    bad = write_csv(tmp_path / "u.csv", [{"link": "x"}], ["link"])
+    from spark_img2ds.errors import InputError
+
+    try:
+        download(str(bad), spark=spark, input_format="csv", output_folder=str(out), incremental_mode="overwrite")
+    except InputError as err:
+        assert "'url' not found" in str(err)
+    else:
+        raise AssertionError("a missing url column must be an InputError")
+    assert (out / "00000.tar").read_bytes() == b"precious"

@@ -68,3 +68,34 @@ def test_s3_overwrite_removes_old_objects(spark, server, s3, bucket, tmp_path):
     fs.invalidate_cache()
     assert not fs.exists(f"{remote}/stale.bin")
     assert fs.exists(f"{remote}/00000.tar")
+
+
+def test_cli_reaches_s3_through_the_standard_aws_variables(server, s3, bucket, tmp_path):
+    """No storage_options: endpoint and credentials come from the environment, in every executor."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    urls = tmp_path / "u.txt"
+    urls.write_text(f"{server.url}/img/china.jpg\n{server.url}/status/404\n")
+    env = dict(os.environ)
+    env.update(
+        PYSPARK_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL=s3["endpoint"],
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "spark-img2ds"), str(urls), "--output_folder", f"{bucket}/env"]
+        + ["--output_format", "webdataset", "--allow_private_networks"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_metadata(f"{bucket}/env", s3["storage_options"])
+    assert [r["status"] for r in rows] == ["success", "failed_to_download"]
