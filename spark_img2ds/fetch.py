@@ -71,7 +71,11 @@ def _describe(err: requests.RequestException) -> FetchError:
         return FetchError("TLS certificate or handshake error")
     if isinstance(err, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
         return FetchError("truncated response body", transient=True)
-    if "reset by peer" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+    if "BadStatusLine" in text or "LineTooLong" in text or "more than 100 headers" in text:
+        return FetchError("invalid HTTP response")
+    if "RemoteDisconnected" in text:
+        return FetchError("server closed the connection without a response", transient=True)
+    if "reset by peer" in text or "Connection aborted" in text:
         return FetchError("connection reset by server", transient=True)
     if "Connection refused" in text:
         return FetchError("connection refused", transient=True)

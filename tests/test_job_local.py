@@ -24,13 +24,9 @@ COMMON = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def fault_run(spark, server, tmp_path_factory):
-    """One run over every fault route; the tests below inspect its output."""
-    tmp = tmp_path_factory.mktemp("faults")
-    url_list = write_csv(tmp / "urls.csv", fault_rows(server.url), ["url", "caption", "rid"])
-    out = tmp / "out"
-    summary = download(
+def run_faults(spark, url_list, out):
+    """The fault list as a CSV with captions and an extra column, to a local folder."""
+    return download(
         str(url_list),
         spark=spark,
         input_format="csv",
@@ -39,6 +35,15 @@ def fault_run(spark, server, tmp_path_factory):
         output_folder=str(out),
         **COMMON,
     )
+
+
+@pytest.fixture(scope="module")
+def fault_run(spark, server, tmp_path_factory):
+    """One run over every fault route; the tests below inspect its output."""
+    tmp = tmp_path_factory.mktemp("faults")
+    url_list = write_csv(tmp / "urls.csv", fault_rows(server.url), ["url", "caption", "rid"])
+    out = tmp / "out"
+    summary = run_faults(spark, url_list, out)
     return summary, out, url_list
 
 
@@ -152,15 +157,7 @@ def test_stats_summary_and_success_marker(fault_run):
 def test_incremental_rerun_downloads_nothing(fault_run, spark, server):
     _, out, url_list = fault_run
     before = server.hits
-    summary = download(
-        str(url_list),
-        spark=spark,
-        input_format="csv",
-        caption_col="caption",
-        save_additional_columns=["rid"],
-        output_folder=str(out),
-        **COMMON,
-    )
+    summary = run_faults(spark, url_list, out)
     assert server.hits == before
     assert summary.shards_skipped == 4 and summary.shards_written == 0
     assert summary.count == len(FAULT_CASES) and summary.complete
@@ -169,15 +166,7 @@ def test_incremental_rerun_downloads_nothing(fault_run, spark, server):
 def test_same_input_gives_the_same_bytes(fault_run, spark, tmp_path):
     _, out, url_list = fault_run
     again = tmp_path / "again"
-    download(
-        str(url_list),
-        spark=spark,
-        input_format="csv",
-        caption_col="caption",
-        save_additional_columns=["rid"],
-        output_folder=str(again),
-        **COMMON,
-    )
+    run_faults(spark, url_list, again)
     for name in ("00000.tar", "00001.tar", "00000.parquet"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
