@@ -137,7 +137,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
-    spark, _ = get_session(cfg, spark)
+    spark = get_session(cfg, spark)
     with sharding.pinned_split_conf(spark):
         if isinstance(cfg.url_list, str):
             df = reader.read_input(spark, cfg)

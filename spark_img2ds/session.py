@@ -26,15 +26,15 @@ def ensure_java() -> None:
         raise EnvironmentProblem("Java was not found: Spark needs Java 17 (install it, or set JAVA_HOME)")
 
 
-def get_session(cfg: Config, spark: SparkSession | None = None) -> tuple[SparkSession, bool]:
-    """The given session, else the active one, else a new one; and whether we created it."""
+def get_session(cfg: Config, spark: SparkSession | None = None) -> SparkSession:
+    """The given session, else the active one, else a new one."""
     if spark is not None:
-        return spark, False
+        return spark
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None and cfg.master is None:
-        return active, False
+        return active
     ensure_java()
     # Executors must run the same interpreter (the one with our dependencies).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -55,4 +55,4 @@ def get_session(cfg: Config, spark: SparkSession | None = None) -> tuple[SparkSe
     )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
-    return session, True
+    return session
