@@ -140,8 +140,8 @@ def run_shard(
 
     stats = ShardStats(shard_id=shard_id, start_time=time.time())
     writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
+    pending: deque[tuple[int, Future]] = deque()
     try:
-        pending: deque[tuple[int, Future]] = deque()
         todo = iter(range(len(urls)))
         window = max(1, cfg.thread_count * WINDOW_PER_THREAD)
 
@@ -165,6 +165,8 @@ def run_shard(
                 on_sample()
         writer.close()
     except BaseException as err:
+        for _, future in pending:
+            future.cancel()  # do not spend the pool on a shard that is being abandoned
         writer.abort(err)
         raise
     stats.end_time = time.time()
