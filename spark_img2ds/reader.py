@@ -26,14 +26,20 @@ def _source_format(input_format: str) -> str:
     return input_format.split(".", 1)[0]
 
 
+def _local_path(path: str) -> str | None:
+    """The filesystem path of a local url_list (plain or file://); None for remote URLs."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    return None if "://" in path else path
+
+
 def check_input(cfg: Config) -> None:
     """Fail fast, before Spark starts, on a local url_list that does not exist."""
-    path = cfg.url_list
-    if not isinstance(path, str) or ("://" in path and not path.startswith("file://")):
-        return  # DataFrames and remote paths are checked by Spark when it reads them
-    local = path[len("file://") :] if path.startswith("file://") else path
-    if not os.path.exists(local):
-        raise InputError(f"url_list not found: {path}")
+    if not isinstance(cfg.url_list, str):
+        return  # a DataFrame: Spark checks it
+    local = _local_path(cfg.url_list)
+    if local is not None and not os.path.exists(local):
+        raise InputError(f"url_list not found: {cfg.url_list}")
 
 
 def _reader(spark: SparkSession, cfg: Config, folder: bool):
@@ -61,13 +67,15 @@ def _reader(spark: SparkSession, cfg: Config, folder: bool):
 
 
 def read_input(spark: SparkSession, cfg: Config) -> DataFrame:
-    """The input as a DataFrame with url, caption (if any), extra columns and provenance columns."""
+    """The input as a DataFrame with url, caption (if any), extra columns and provenance columns.
+
+    The caller checks a local path first (check_input), before Spark starts.
+    """
     from pyspark.sql import functions as F
 
     path = cfg.url_list
-    check_input(cfg)
-    local = path[len("file://") :] if path.startswith("file://") else path
-    folder = os.path.isdir(local) if "://" not in path or path.startswith("file://") else path.endswith("/")
+    local = _local_path(path)
+    folder = os.path.isdir(local) if local is not None else path.endswith("/")
     try:
         df = _reader(spark, cfg, folder).load(path)
     except Exception as err:  # Spark raises AnalysisException for missing paths and unreadable files
