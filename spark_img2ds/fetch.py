@@ -1,4 +1,10 @@
-"""Downloading one URL: pooled keep-alive sessions, a total deadline, retries, opt-out.
+"""Downloading one URL: pooled keep-alive connections, a total deadline, retries, opt-out.
+
+The hot path uses urllib3 directly (what requests runs on, without its per-request
+overhead). Each thread keeps its own PoolManager, so a connection is never shared.
+Socket timeouts bound each socket operation only; a server that drips its headers or
+body a byte at a time would defeat them, so one reaper thread per process shuts down
+the socket of any attempt that outlives its total deadline.
 
 Every failure becomes a FetchError whose message is short and free of the URL,
 so that the per-error counts in the run summary group alike failures together.
@@ -6,20 +12,43 @@ so that the per-error counts in the run summary group alike failures together.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterable
+from urllib.parse import urljoin
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    HTTPError,
+    LocationValueError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util import parse_url
+
+try:
+    import certifi
+
+    CA_BUNDLE: str | None = certifi.where()
+except ImportError:  # pragma: no cover - requests always brings certifi
+    CA_BUNDLE = None
 
 BASE_USER_AGENT = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
 PROJECT_URL = "https://github.com/rom1504/img2dataset"
 CHUNK = 1 << 16
 MAX_REDIRECTS = 10
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
+REAPER_GRACE = 0.25
 
 
 class FetchError(Exception):
@@ -54,38 +83,158 @@ def is_disallowed(header_values: Iterable[str], token: str | None, directives: f
     return False
 
 
-def _describe(err: requests.RequestException) -> FetchError:
-    """A short message for a requests/urllib3 failure."""
+def describe(err: BaseException) -> FetchError:
+    """A short message for a urllib3/http.client/socket failure."""
     text = str(err)
-    if isinstance(err, requests.ConnectTimeout):
+    if isinstance(err, NameResolutionError) or "Name or service not known" in text:
+        return FetchError("could not resolve host")
+    if isinstance(err, NewConnectionError) or "Connection refused" in text:
+        if "refused" in text:
+            return FetchError("connection refused", transient=True)
+        return FetchError(f"connection error: {type(err).__name__}", transient=True)
+    if isinstance(err, ConnectTimeoutError):
         return FetchError("timed out while connecting", transient=True)
-    if isinstance(err, requests.ReadTimeout):
+    if isinstance(err, (ReadTimeoutError, TimeoutError, socket.timeout)):
         return FetchError("timed out waiting for the server", transient=True)
-    if isinstance(err, requests.TooManyRedirects):
-        return FetchError("too many redirects")
-    if isinstance(
-        err, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
-    ):
-        return FetchError("invalid url")
-    if isinstance(err, requests.exceptions.SSLError):
+    if isinstance(err, SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return FetchError("TLS certificate or handshake error")
-    if isinstance(err, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text:
+    if isinstance(err, DecodeError):
+        return FetchError("undecodable response body (bad content encoding)")
+    if isinstance(err, (LocationValueError, ValueError, UnicodeError)):
+        return FetchError("invalid url")
+    if "IncompleteRead" in text or "InvalidChunkLength" in text or "Response ended prematurely" in text:
         return FetchError("truncated response body", transient=True)
     if "BadStatusLine" in text or "LineTooLong" in text or "more than 100 headers" in text:
         return FetchError("invalid HTTP response")
     if "RemoteDisconnected" in text:
         return FetchError("server closed the connection without a response", transient=True)
-    if "reset by peer" in text or "Connection aborted" in text:
+    if "reset by peer" in text or "Connection aborted" in text or "Connection broken" in text:
         return FetchError("connection reset by server", transient=True)
-    if "Connection refused" in text:
-        return FetchError("connection refused", transient=True)
-    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text:
-        return FetchError("could not resolve host")
     return FetchError(f"connection error: {type(err).__name__}", transient=True)
 
 
+class _Attempt:
+    """One request attempt: its deadline and the connection it is currently using."""
+
+    __slots__ = ("deadline", "conn", "expired", "done")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: HTTPConnection | None = None
+        self.expired = False
+        self.done = False
+
+    def bind(self, conn: HTTPConnection) -> None:
+        self.conn = conn
+        if self.expired:
+            raise TimeoutError("deadline passed")
+
+    def cut(self) -> None:
+        """Wake the owning thread out of any blocking socket call."""
+        conn = self.conn
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            try:
+                # socket.socket's own shutdown: SSLSocket's would drop its state under the reader.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Reaper:
+    """A daemon thread that cuts the connection of attempts past their deadline."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, attempt: _Attempt) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (attempt.deadline + REAPER_GRACE, next(self._seq), attempt))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="img2ds-deadline-reaper", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, _, attempt = self._heap[0]
+                now = time.monotonic()
+                if attempt.done:
+                    heapq.heappop(self._heap)
+                    continue
+                if when > now:
+                    self._cond.wait(when - now)
+                    continue
+                heapq.heappop(self._heap)
+                attempt.expired = True
+                # Look again shortly in case the owner was between connections when cut.
+                heapq.heappush(self._heap, (now + 0.2, next(self._seq), attempt))
+            attempt.cut()
+
+
+_REAPER = _Reaper()
+_current = threading.local()
+
+
+def _bind_current(conn: HTTPConnection) -> None:
+    attempt = getattr(_current, "attempt", None)
+    if attempt is not None:
+        attempt.bind(conn)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        _bind_current(self)
+        super().connect()
+
+    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
+        _bind_current(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _bind_current(self)
+        super().connect()
+
+    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
+        _bind_current(self)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _header_text(value: str) -> str:
+    """http.client reads header bytes as latin-1; Location is UTF-8 on the wire."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise FetchError("invalid url") from None
+
+
+def _check_url(url: str) -> None:
+    try:
+        parsed = parse_url(url)
+    except (ValueError, UnicodeError, LocationValueError):
+        raise FetchError("invalid url") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise FetchError("invalid url")
+
+
 class Fetcher:
-    """Downloads URLs from many threads; each thread keeps its own keep-alive session."""
+    """Downloads URLs from many threads; each thread keeps its own keep-alive pools."""
 
     def __init__(
         self,
@@ -104,24 +253,32 @@ class Fetcher:
         self.verify_ssl = verify_ssl
         self.backoff = backoff
         self._local = threading.local()
+        # Per socket operation; the reaper enforces the total deadline a little later, so a plain
+        # silent server is reported as such rather than as a slow download.
+        self._socket_timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
         if not verify_ssl:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = self.user_agent
-            session.max_redirects = MAX_REDIRECTS
-            session.trust_env = False
-            self._local.session = session
-        return session
+    def _pools(self) -> urllib3.PoolManager:
+        pools = getattr(self._local, "pools", None)
+        if pools is None:
+            tls = {"cert_reqs": "CERT_NONE"}
+            if self.verify_ssl:
+                tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": CA_BUNDLE}
+            pools = urllib3.PoolManager(
+                num_pools=32,
+                maxsize=1,
+                retries=False,
+                headers={"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate", "Accept": "*/*"},
+                **tls,
+            )
+            pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+            self._local.pools = pools
+        return pools
 
     def fetch(self, url: str) -> bytes:
         """The body of url; retries transient failures with exponential backoff."""
+        _check_url(url)
         for attempt in range(self.retries + 1):
             try:
                 return self._fetch_once(url)
@@ -132,42 +289,70 @@ class Fetcher:
         raise AssertionError("unreachable")
 
     def _fetch_once(self, url: str) -> bytes:
-        deadline = time.monotonic() + self.timeout
+        attempt = _Attempt(time.monotonic() + self.timeout)
+        _current.attempt = attempt
+        _REAPER.watch(attempt)
         try:
-            resp = self._session().get(url, timeout=(self.timeout, self.timeout), stream=True, verify=self.verify_ssl)
-        except requests.RequestException as err:
-            raise _describe(err) from None
-        except (ValueError, UnicodeError):
-            raise FetchError("invalid url") from None
-        try:
-            if resp.status_code >= 400:
-                transient = resp.status_code == 429 or resp.status_code >= 500
-                raise FetchError(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), transient=transient)
-            if self.directives and is_disallowed(resp.raw.headers.getlist("X-Robots-Tag"), self.token, self.directives):
-                raise FetchError(OPT_OUT_MESSAGE)
-            return self._read_body(resp, deadline)
+            return self._follow(url, attempt)
+        except FetchError:
+            if attempt.expired:
+                raise self._too_long() from None
+            raise
+        except (HTTPError, OSError, ValueError, UnicodeError) as err:
+            if attempt.expired:
+                raise self._too_long() from None
+            raise describe(err) from None
         finally:
-            resp.close()
+            attempt.done = True
+            _current.attempt = None
 
-    def _read_body(self, resp: requests.Response, deadline: float) -> bytes:
+    def _too_long(self) -> FetchError:
+        return FetchError(f"download took longer than the {self.timeout:g}s timeout", transient=True)
+
+    def _remaining(self, attempt: _Attempt) -> None:
+        if time.monotonic() > attempt.deadline:
+            raise self._too_long()
+
+    def _follow(self, url: str, attempt: _Attempt) -> bytes:
+        pools = self._pools()
+        for _ in range(MAX_REDIRECTS + 1):
+            self._remaining(attempt)
+            resp = pools.urlopen(
+                "GET",
+                url,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=self._socket_timeout,
+            )
+            try:
+                location = resp.headers.get("Location") if resp.status in REDIRECT_CODES else None
+                if location:
+                    url = urljoin(url, _header_text(location))
+                    _check_url(url)
+                    continue
+                if resp.status >= 400:
+                    transient = resp.status == 429 or resp.status >= 500
+                    raise FetchError(f"HTTP {resp.status} {resp.reason or ''}".strip(), transient=transient)
+                if self.directives and is_disallowed(resp.headers.getlist("X-Robots-Tag"), self.token, self.directives):
+                    raise FetchError(OPT_OUT_MESSAGE)
+                data = self._read_body(resp, attempt)
+                resp.release_conn()
+                return data
+            finally:
+                if not resp.closed and resp.connection is not None:
+                    resp.close()
+        raise FetchError("too many redirects")
+
+    def _read_body(self, resp: urllib3.BaseHTTPResponse, attempt: _Attempt) -> bytes:
         parts = []
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise FetchError(f"download took longer than the {self.timeout:g}s timeout", transient=True)
-                chunk = resp.raw.read1(CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                parts.append(chunk)
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            if isinstance(err, urllib3.exceptions.DecodeError):
-                raise FetchError("undecodable response body (bad content encoding)") from None
-            if isinstance(err, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
-                raise FetchError("timed out waiting for the server", transient=True) from None
-            if isinstance(err, urllib3.exceptions.ProtocolError) and "IncompleteRead" not in str(err):
-                raise FetchError("connection reset by server", transient=True) from None
-            raise FetchError("truncated response body", transient=True) from None
-        data = b"".join(parts)
+        while True:
+            self._remaining(attempt)
+            chunk = resp.read1(CHUNK)
+            if not chunk:
+                break
+            parts.append(chunk)
+        data = b"".join(parts) if len(parts) != 1 else parts[0]
         if not data:
             raise FetchError("empty response body")
         return data
