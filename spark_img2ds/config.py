@@ -111,9 +111,12 @@ class Config:
         None, "X-Robots-Tag directives that opt an image out (default noai,noimageai,noindex,noimageindex)"
     )
     ignore_ssl_certificate: bool = _opt(False, "do not verify TLS certificates")
-    master: str | None = _opt(None, "Spark master URL; default: the active session, else local[processes_count]")
+    master: str | None = _opt(None, "Spark master URL; default: the active session, else local[processes_count,4]")
     storage_options: dict[str, Any] = _opt(None, "fsspec options for the output (JSON on the CLI)", factory=dict)
     progress_interval: float = _opt(5.0, "seconds between progress lines in the driver log")
+    stall_timeout: float = _opt(
+        0, "seconds a shard may go without finishing a sample before it is abandoned and retried; 0: automatic"
+    )
     allow_private_networks: bool = _opt(False, "allow URLs that resolve to private, loopback or link-local addresses")
     distributor: str = _opt("pyspark", "img2dataset compatibility: Spark is always the distributor")
     subjob_size: int = _opt(1000, "img2dataset compatibility: has no effect, sharding happens in Spark")
@@ -145,6 +148,13 @@ class Config:
     def oom_sample_per_shard(self) -> int:
         """Digits reserved for the index inside a shard (img2dataset's key format)."""
         return math.ceil(math.log10(self.number_sample_per_shard))
+
+    @property
+    def shard_stall_limit(self) -> float:
+        """stall_timeout, or a limit no healthy shard reaches: every download ends within its deadlines."""
+        if self.stall_timeout:
+            return float(self.stall_timeout)
+        return max(60.0, 3 * self.timeout * (self.retries + 1))
 
     @property
     def additional_columns(self) -> list[str]:
@@ -265,6 +275,10 @@ def _validate(c: Config) -> None:
             _is_number(v) and 0 < v <= MAX_TIMEOUT,
             f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {v!r}",
         )
+    _require(
+        _is_number(c.stall_timeout) and 0 <= c.stall_timeout <= 86400,
+        f"stall_timeout must be a number of seconds from 0 (automatic) to 86400, got {c.stall_timeout!r}",
+    )
     for name in ("max_image_area", "max_aspect_ratio"):
         v = getattr(c, name)
         _require(_is_number(v) and v > 0, f"{name} must be a positive number, got {v!r}")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("spark_img2ds")
 SUMMARY_FILE = "_summary.json"
 SUCCESS_FILE = "_SUCCESS"
-STATS_SUFFIX = "_stats.json"
+PYTHON_KILL_GRACE = 3.0  # spark.python.task.killTimeout (2s by default), and a margin
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _setup_logging() -> None:
 
 def _done_shards(fs, root: str) -> dict[int, ShardStats]:
     """Shards whose stats marker exists, with their stats."""
-    paths = fs.glob(storage.join(root, f"*{STATS_SUFFIX}"))
+    paths = fs.glob(storage.join(root, f"*{keys.STATS_SUFFIX}"))
     found = storage.read_json_files(fs, paths)
     done = {}
     for path, data in found.items():
@@ -95,7 +95,28 @@ def _progress(started: float, samples: int, planned: int, shards: int, planned_s
     )
 
 
-def _run_spark_job(spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int):
+def running_report(fs, root: str, now: float) -> list[str]:
+    """One line per shard with a heartbeat under _running/: progress, where, and how fresh."""
+    folder = storage.join(root, storage.RUNNING_DIR)
+    fs.invalidate_cache(folder)
+    try:
+        paths = [p for p in fs.ls(folder, detail=False) if p.endswith(".json")]
+    except FileNotFoundError:
+        return []
+    lines = []
+    for _, info in sorted(storage.read_json_files(fs, paths).items()):
+        quiet = now - float(info.get("updated", now))
+        lines.append(
+            f"shard {info.get('shard')}: {info.get('done')}/{info.get('total')} samples on "
+            f"{info.get('host')} (pid {info.get('pid')}), running {now - float(info.get('started', now)):.0f}s, "
+            f"last heartbeat {quiet:.0f}s ago"
+        )
+    return lines
+
+
+def _run_spark_job(
+    spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int, fs, root: str, group: str
+):
     """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
     sc = spark.sparkContext
     samples_done = sc.accumulator(0)
@@ -108,17 +129,36 @@ def _run_spark_job(spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids
 
     def collect() -> None:
         try:
+            sc.setJobGroup(group, "spark_img2ds: download shards")  # thread-local: this thread's jobs only
             box["rows"] = out.collect()
         except BaseException as err:  # re-raised in the driver thread below
             box["error"] = err
 
     started = time.time()
+    stall_after = max(cfg.shard_stall_limit, 3 * cfg.progress_interval)
+    last_change, last_done = started, 0
     thread = threading.Thread(target=collect, name="img2ds-collect", daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(cfg.progress_interval)
-        if thread.is_alive():
-            log.info(_progress(started, samples_done.value, planned, shards_done.value, len(shard_ids)))
+        if not thread.is_alive():
+            break
+        log.info(_progress(started, samples_done.value, planned, shards_done.value, len(shard_ids)))
+        now = time.time()
+        if shards_done.value != last_done:
+            last_change, last_done = now, shards_done.value
+        elif now - last_change >= stall_after:
+            last_change = now  # report again after another stall_after seconds
+            try:
+                running = running_report(fs, root, now)
+            except Exception as err:  # a report must not end the run
+                running = [f"(could not list running shards: {err})"]
+            log.warning(
+                "no shard finished in the last %.0fs; %d shard(s) running:\n  %s",
+                stall_after,
+                len(running),
+                "\n  ".join(running) or "(none has reported yet)",
+            )
     if "error" in box:
         raise box["error"]
     return box["rows"]
@@ -162,7 +202,10 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         )
         if todo and fs.exists(storage.join(root, SUCCESS_FILE)):
             fs.rm(storage.join(root, SUCCESS_FILE))
-        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows)
+        _cleanup(fs, root, "an earlier run")
+        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, job_id)
+        _wait_for_killed_attempts(spark, job_id)
+        _cleanup(fs, root, "failed or duplicate attempts of this run")
 
     failed = sorted(set(todo) - set(written))
     everything = {**previous, **written}
@@ -203,6 +246,41 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     return summary
 
 
+def _wait_for_killed_attempts(spark: SparkSession, group: str, limit: float = 60.0) -> None:
+    """Let killed duplicates (speculation losers, abandoned attempts) end before cleaning up after them.
+
+    Spark finishes a job before its killed task attempts have stopped, and a Python
+    worker outlives its killed task by up to spark.python.task.killTimeout.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    end = time.monotonic() + limit
+    waited = False
+    while time.monotonic() < end:
+        active = 0
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            for stage in info.stageIds if info else ():
+                stage_info = tracker.getStageInfo(stage)
+                active += stage_info.numActiveTasks if stage_info else 0
+        if not active:
+            break
+        waited = True
+        time.sleep(0.2)
+    if waited:
+        time.sleep(PYTHON_KILL_GRACE)
+
+
+def _cleanup(fs, root: str, whose: str) -> None:
+    """Remove temporary files and unfinished uploads left by killed attempts."""
+    try:
+        removed = storage.cleanup_partial(fs, root)
+    except Exception as err:  # leftovers are invisible to readers; never fail a run over them
+        log.warning("could not clean up partial files in %s: %s", root, err)
+        return
+    if removed:
+        log.info("removed %d partial file(s) left by %s, e.g. %s", len(removed), whose, removed[0])
+
+
 def _materialize(df: DataFrame) -> DataFrame:
     """Pin a user's DataFrame so that every job sees the same rows in the same order."""
     sc = df.sparkSession.sparkContext
@@ -211,7 +289,7 @@ def _materialize(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
-def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int):
+def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int, group: str):
     """Run the shards, then re-run the failed ones up to max_shard_retry times, each in a new job."""
     written: dict[int, ShardStats] = {}
     errors: dict[int, str] = {}
@@ -223,7 +301,7 @@ def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int],
             log.warning("retrying %d failed shard(s) (attempt %d of %d)", len(remaining), attempt, cfg.max_shard_retry)
         planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
         try:
-            rows = _run_spark_job(spark, keyed, cfg, remaining, planned)
+            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, group)
         except Img2dsError:
             raise
         except Exception as err:  # the Spark job aborted: keep what its shards committed

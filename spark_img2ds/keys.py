@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+STATS_SUFFIX = "_stats.json"
+
 
 def oom(number_sample_per_shard: int) -> int:
     """Digits needed for an index inside a shard: ceil(log10(samples per shard))."""
@@ -13,6 +15,11 @@ def oom(number_sample_per_shard: int) -> int:
 def shard_name(shard_id: int, oom_shard_count: int) -> str:
     """Zero-padded shard name, e.g. 00042."""
     return f"{shard_id:0{oom_shard_count}d}"
+
+
+def stats_name(shard: str) -> str:
+    """The shard's stats file, written last: its presence marks the shard complete."""
+    return f"{shard}{STATS_SUFFIX}"
 
 
 def sample_key(shard_id: int, index_in_shard: int, oom_sample_per_shard: int, oom_shard_count: int) -> str:

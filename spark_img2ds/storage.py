@@ -19,6 +19,7 @@ from typing import IO, Any
 import fsspec
 
 TMP_MARK = ".img2ds-tmp-"
+RUNNING_DIR = "_running"
 
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -40,36 +41,49 @@ def _abandon(f: IO[bytes]) -> None:
     """Drop a half-written object-store file without publishing it."""
     discard = getattr(f, "discard", None)
     if discard is not None:
-        discard()
+        # Aborts the multipart upload; if that fails too, cleanup_partial aborts it later.
+        with contextlib.suppress(Exception):
+            discard()
         f.closed = True  # fsspec buffered files allow this; close() would now upload
     else:
         f.close()
 
 
 @contextlib.contextmanager
-def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
-    """Open path for writing; it is published only if the block exits without error."""
-    if is_local(fs):
-        tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        f = fs.open(tmp, "wb")
-        try:
-            yield f
-            f.close()
-            os.replace(tmp, path)  # atomic; refuses to land inside a folder of that name
-        except BaseException:
-            f.close()
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm(tmp)
-            raise
-    else:
-        f = fs.open(path, "wb")
-        try:
-            yield f
-        except BaseException:
-            _abandon(f)
-            raise
+def _local_committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
+    folder = posixpath.dirname(path)
+    fs.makedirs(folder, exist_ok=True)
+    tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
+    f = fs.open(tmp, "wb")
+    try:
+        yield f
         f.close()
+        os.replace(tmp, path)  # atomic; refuses to land inside a folder of that name
+    except BaseException:
+        f.close()
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
+    """Open path for writing; it is published only if the block exits without error.
+
+    Local disk: a temporary name renamed into place. Object stores: the object
+    appears on close only; a failed write is discarded.
+    """
+    if is_local(fs):
+        with _local_committed_open(fs, path) as f:
+            yield f
+        return
+    f = fs.open(path, "wb")
+    try:
+        yield f
+    except BaseException:
+        _abandon(f)
+        raise
+    f.close()
 
 
 def write_committed(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
@@ -93,3 +107,46 @@ def read_json_files(fs: fsspec.AbstractFileSystem, paths: list[str]) -> dict[str
         except ValueError:
             continue  # a damaged marker counts as missing: that shard is done again
     return out
+
+
+def running_path(root: str, shard_name: str) -> str:
+    """Where a running shard reports its progress (see the worker's heartbeat)."""
+    return join(root, RUNNING_DIR, f"{shard_name}.json")
+
+
+def cleanup_partial(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """Remove what killed attempts left behind; returns what was removed.
+
+    Local disk: temporary files of the commit protocol. S3: unfinished multipart
+    uploads under the dataset prefix (they are invisible but billed). Call it only
+    when no task of this dataset is running.
+    """
+    removed: list[str] = []
+    if is_local(fs):
+        for folder, _, files in os.walk(root):
+            for name in files:
+                if TMP_MARK in name:
+                    path = os.path.join(folder, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+                        removed.append(path)
+    elif hasattr(fs, "call_s3") and hasattr(fs, "split_path"):
+        bucket, prefix, _ = fs.split_path(root)
+        for key, upload_id in _multipart_uploads(fs, bucket, prefix.rstrip("/") + "/" if prefix else ""):
+            fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            removed.append(f"{bucket}/{key} (multipart upload {upload_id})")
+    if fs.exists(join(root, RUNNING_DIR)):
+        fs.rm(join(root, RUNNING_DIR), recursive=True)
+    return removed
+
+
+def _multipart_uploads(fs: Any, bucket: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """(key, upload id) of every unfinished multipart upload under prefix, page by page."""
+    marker: dict[str, str] = {}
+    while True:
+        page = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **marker)
+        for upload in page.get("Uploads", []) or []:
+            yield upload["Key"], upload["UploadId"]
+        if not page.get("IsTruncated"):
+            return
+        marker = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}

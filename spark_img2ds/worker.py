@@ -7,12 +7,15 @@ speculative task writes the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,7 @@ from spark_img2ds.config import Config
 from spark_img2ds.fetch import Fetcher, FetchError
 from spark_img2ds.image import ImageError, ImageProcessor, extract_exif, hash_bytes
 from spark_img2ds.stats import ShardStats
+from spark_img2ds.watchdog import ShardWatchdog
 from spark_img2ds.writers import WRITERS, metadata_schema
 
 SHARD_COL = "_img2ds_shard"
@@ -39,6 +43,7 @@ RESULT_SCHEMA = pa.schema(
 )
 RESULT_DDL = "shard_id long, ok boolean, stats string, error string"
 WINDOW_PER_THREAD = 4
+HEARTBEAT_SECONDS = 15.0
 
 
 @dataclass
@@ -118,6 +123,43 @@ def _meta(cfg: Config, extras: dict[str, Any], caption: str | None, url: str | N
     return meta
 
 
+def committed_stats(fs, root: str, name: str, shard_id: int) -> ShardStats | None:
+    """The stats of a shard already committed (by an earlier attempt or run), else None."""
+    found = storage.read_json_files(fs, [storage.join(root, keys.stats_name(name))])
+    data = next(iter(found.values()), None)
+    return ShardStats.from_json(shard_id, data) if isinstance(data, dict) else None
+
+
+class _Heartbeat:
+    """The shard's entry under _running/: where it runs and how far it got, for stall reports."""
+
+    def __init__(self, fs, root: str, name: str, total: int) -> None:
+        self.fs, self.path = fs, storage.running_path(root, name)
+        self.info = {"shard": name, "host": socket.gethostname(), "pid": os.getpid(), "total": total}
+        self.info["started"] = time.time()
+        self.last = 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= HEARTBEAT_SECONDS:
+            self.last = now
+            with contextlib.suppress(Exception):  # a report, never a reason to fail the shard
+                storage.write_json(self.fs, self.path, {**self.info, "done": done, "updated": time.time()})
+
+    def remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self.fs.rm(self.path)
+
+
+def _await(future: Future, watchdog: ShardWatchdog | None) -> Sample:
+    """The future's sample, giving up if the watchdog declares the shard stalled."""
+    while not future.done():
+        wait([future], timeout=0.5)
+        if watchdog is not None:
+            watchdog.check()
+    return future.result()
+
+
 def run_shard(
     cfg: Config,
     shard_id: int,
@@ -125,11 +167,19 @@ def run_shard(
     make_sample: Callable[[str | None], Sample],
     pool: ThreadPoolExecutor,
     on_sample: Callable[[], None] | None = None,
+    watchdog: ShardWatchdog | None = None,
 ) -> ShardStats:
-    """Download and write one shard; its files are committed, then its stats marker last."""
+    """Download and write one shard; its files are committed, then its stats marker last.
+
+    A shard whose marker already exists (a task retry after a lost executor, a speculative
+    duplicate, a rerun) is not downloaded again: its committed stats are returned.
+    """
     fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
-    table = table.sort_by(INDEX_COL)
     name = keys.shard_name(shard_id, cfg.oom_shard_count)
+    done = committed_stats(fs, root, name, shard_id)
+    if done is not None:
+        return done
+    table = table.sort_by(INDEX_COL)
     d = cfg.oom_sample_per_shard
     indices = table.column(INDEX_COL).to_pylist()
     urls = table.column(URL_COL).to_pylist()
@@ -139,9 +189,14 @@ def run_shard(
     schema = metadata_schema(cfg, [table.schema.field(c) for c in extra_names])
 
     stats = ShardStats(shard_id=shard_id, start_time=time.time())
-    writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
+    heartbeat = _Heartbeat(fs, root, name, len(urls))
+    heartbeat.update(0, force=True)
+    if watchdog is not None:
+        watchdog.begin(name)
+    writer = None
     pending: deque[tuple[int, Future]] = deque()
     try:
+        writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
         todo = iter(range(len(urls)))
         window = max(1, cfg.thread_count * WINDOW_PER_THREAD)
 
@@ -153,24 +208,33 @@ def run_shard(
         for _ in range(window):
             submit_next()
         while pending:
-            i, future = pending.popleft()
-            sample = future.result()
+            i, future = pending[0]
+            sample = _await(future, watchdog)
+            pending.popleft()
             submit_next()
             key = keys.sample_key(shard_id, indices[i], d, cfg.oom_shard_count)
             extras = {c: v[i] for c, v in zip(extra_names, extra_values, strict=True)}
             meta = _meta(cfg, extras, captions[i], urls[i], key, sample)
             writer.write(key, sample.image, captions[i], meta)
             stats.record(sample.status, sample.error_message, sample.nbytes)
+            if watchdog is not None:
+                watchdog.beat()
+            heartbeat.update(stats.count)
             if on_sample is not None:
                 on_sample()
         writer.close()
+        stats.end_time = time.time()
+        storage.write_json(fs, storage.join(root, keys.stats_name(name)), stats.to_json())
     except BaseException as err:
         for _, future in pending:
             future.cancel()  # do not spend the pool on a shard that is being abandoned
-        writer.abort(err)
+        if writer is not None:
+            writer.abort(err)
         raise
-    stats.end_time = time.time()
-    storage.write_json(fs, storage.join(root, f"{name}_stats.json"), stats.to_json())
+    finally:
+        if watchdog is not None:
+            watchdog.end()
+        heartbeat.remove()
     return stats
 
 
@@ -208,10 +272,13 @@ def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callab
         cv2.setNumThreads(1)
         make_sample = SampleMaker(cfg)
         bump = (lambda: samples_done.add(1)) if samples_done is not None else None
-        with ThreadPoolExecutor(max_workers=cfg.thread_count, thread_name_prefix="img2ds") as pool:
+        with (
+            ShardWatchdog(cfg.shard_stall_limit) as watchdog,
+            ThreadPoolExecutor(max_workers=cfg.thread_count, thread_name_prefix="img2ds") as pool,
+        ):
             for shard_id, table in _shard_tables(batches):
                 try:
-                    stats = run_shard(cfg, shard_id, table, make_sample, pool, bump)
+                    stats = run_shard(cfg, shard_id, table, make_sample, pool, bump, watchdog)
                 except MemoryError:
                     raise  # fatal: let Spark retry the task on a fresh worker
                 except Exception as err:
