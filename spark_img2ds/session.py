@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from spark_img2ds.config import Config
 from spark_img2ds.errors import EnvironmentProblem
 
+LOCAL_TASK_ATTEMPTS = 4  # Spark's spark.task.maxFailures default on a cluster
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -41,18 +43,18 @@ def get_session(cfg: Config, spark: SparkSession | None = None) -> SparkSession:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if cfg.master is None or cfg.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # before the JVM starts
-    from pyspark import SparkConf
-
-    # Under spark-submit the master is already set; a local session is the default otherwise.
-    master = cfg.master or SparkConf().get("spark.master", None) or f"local[{cfg.processes_count}]"
-    builder = (
-        SparkSession.builder.master(master)
-        .appName("spark_img2ds")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.ui.enabled", "false" if master.startswith("local") else "true")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.python.worker.reuse", "true")
+    builder = SparkSession.builder.config("spark.ui.showConsoleProgress", "false").config(
+        "spark.sql.execution.arrow.pyspark.enabled", "true"
     )
+    # spark-submit started the JVM with the user's --master, --name and --conf: leave them alone.
+    launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if cfg.master is not None or not launched_by_submit:
+        # local[N, F]: plain local mode gives a task one attempt, so a crashed worker would fail the job.
+        master = cfg.master or f"local[{cfg.processes_count},{LOCAL_TASK_ATTEMPTS}]"
+        builder = builder.master(master).config("spark.ui.enabled", "false" if master.startswith("local") else "true")
+        if not launched_by_submit:
+            builder = builder.appName("spark_img2ds")
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
+    if not launched_by_submit:  # under spark-submit, the user's log4j settings rule
+        session.sparkContext.setLogLevel("WARN")
     return session
