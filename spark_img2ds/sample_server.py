@@ -15,6 +15,10 @@ Routes (NAME is a file in the folder):
   /robots/VALUE/NAME        NAME with the header X-Robots-Tag: VALUE (URL-encoded)
   /corrupt/NAME             NAME with its middle overwritten
   /flaky/ID/NAME            HTTP 500 the first time ID is asked for, then NAME
+  /delay/SECONDS/NAME       waits, then serves NAME (a slow but healthy server)
+
+A query string is ignored by the routes, so ?i=N makes distinct URLs for the same
+image; ``path_hits`` counts requests per full path, query included.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -65,7 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         route, args = parts[0], parts[1:]
-        self.server.hits += 1
+        with self.server.lock:
+            self.server.hits += 1
+            self.server.path_hits[self.path] += 1
         try:
             handler = getattr(self, "route_" + route.replace("-", "_"), None)
             if handler is None:
@@ -131,6 +138,10 @@ class _Handler(BaseHTTPRequestHandler):
         data[:2] = b"\x00\x00"
         self._send(200, bytes(data), "image/jpeg")
 
+    def route_delay(self, seconds: str, name: str) -> None:
+        time.sleep(float(seconds))
+        self._image(name)
+
     def route_flaky(self, key: str, name: str) -> None:
         with self.server.lock:
             first = key not in self.server.flaky_seen
@@ -154,6 +165,7 @@ class SampleServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.flaky_seen: set[str] = set()
         self.hits = 0
+        self.path_hits: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
 
     def handle_error(self, request, client_address) -> None:

@@ -71,6 +71,9 @@ def make_images(folder: Path) -> None:
     cv2.imwrite(str(folder / "big.jpg"), _gradient(3000, 2000), [cv2.IMWRITE_JPEG_QUALITY, 50])
     cv2.imwrite(str(folder / "tiny.png"), _gradient(12, 10))
     cv2.imwrite(str(folder / "wide.jpg"), _gradient(2000, 20))
+    # Incompressible: a few of these make a shard large enough for S3 multipart uploads.
+    noise = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    cv2.imwrite(str(folder / "noise.png"), noise)
 
 
 @pytest.fixture(scope="session")

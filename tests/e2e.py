@@ -76,3 +76,31 @@ def read_json(folder: str, name: str, storage_options: dict | None = None) -> di
     fs, root = fsspec.core.url_to_fs(folder, **(storage_options or {}))
     with fs.open(root.rstrip("/") + "/" + name, "rb") as f:
         return json.load(f)
+
+
+def tar_member_names(folder: str, storage_options: dict | None = None) -> list[str]:
+    """Every member name of every {shard}.tar, duplicates kept (read_tars would hide them)."""
+    fs, root = fsspec.core.url_to_fs(folder, **(storage_options or {}))
+    names: list[str] = []
+    for path in sorted(fs.glob(root.rstrip("/") + "/*.tar")):
+        with fs.open(path, "rb") as f, tarfile.open(fileobj=io.BytesIO(f.read())) as tar:
+            names.extend(m.name for m in tar.getmembers())
+    return names
+
+
+def assert_each_row_once(folder: str, urls: list[str], storage_options: dict | None = None) -> list[dict]:
+    """Every input URL is exactly one metadata row, every key once, every success once in the tars."""
+    rows = read_metadata(folder, storage_options)
+    assert sorted(r["url"] for r in rows) == sorted(urls)
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys))
+    members = tar_member_names(folder, storage_options)
+    assert len(members) == len(set(members)), "a tar member is duplicated"
+    successes = {r["key"] for r in rows if r["status"] == "success"}
+    assert {m.split(".", 1)[0] for m in members if m.endswith(".jpg")} == successes
+    fs, root = fsspec.core.url_to_fs(folder, **(storage_options or {}))
+    names = [p.rsplit("/", 1)[-1] for p in fs.find(root)]
+    assert "_SUCCESS" in names
+    assert not [n for n in names if ".img2ds-tmp-" in n], "temporary files were left behind"
+    assert not fs.exists(root.rstrip("/") + "/_running"), "heartbeats were left behind"
+    return rows
