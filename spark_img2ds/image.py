@@ -16,10 +16,12 @@ import cv2
 import numpy as np
 
 from spark_img2ds.config import Config
-from spark_img2ds.resize import apply_plan, plan_resize
+from spark_img2ds.resize import apply_plan, decode_reduction, plan_resize
 
 logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
+_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _ENCODE_PARAM = {"jpg": cv2.IMWRITE_JPEG_QUALITY, "png": cv2.IMWRITE_PNG_COMPRESSION, "webp": cv2.IMWRITE_WEBP_QUALITY}
 
 
@@ -50,6 +52,32 @@ def sniff_format(data: bytes) -> str | None:
         return "bmp"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
+    return None
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, as stored (before EXIF orientation); None if absent."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_MARKERS:
+            if pos + 9 > end:
+                return None
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return (width, height) if width and height else None
+        pos += 2 + length
     return None
 
 
@@ -111,11 +139,15 @@ class ImageProcessor:
         self.ext = "." + cfg.encode_format
         self.params = [int(_ENCODE_PARAM[cfg.encode_format]), int(cfg.encode_quality)]
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """8-bit BGR pixels; JPEG goes through IMREAD_COLOR, which also applies EXIF orientation."""
+    def decode(self, data: bytes, reduce: int = 1) -> np.ndarray:
+        """8-bit BGR pixels; JPEG goes through IMREAD_COLOR (or a reduced variant), which also
+        applies EXIF orientation."""
         fmt = sniff_format(data)
         buf = np.frombuffer(data, np.uint8)
-        flag = cv2.IMREAD_COLOR if fmt == "jpg" else cv2.IMREAD_UNCHANGED
+        if fmt == "jpg":
+            flag = _REDUCED_FLAGS.get(reduce, cv2.IMREAD_COLOR)
+        else:
+            flag = cv2.IMREAD_UNCHANGED
         try:
             img = cv2.imdecode(buf, flag)
         except cv2.error:
@@ -126,12 +158,29 @@ class ImageProcessor:
             )
         return img if fmt == "jpg" else _to_bgr8(img)
 
+    def _decode_sized(self, data: bytes) -> tuple[np.ndarray, int, int]:
+        """Pixels and the original (displayed) width and height, decoding JPEGs reduced when the
+        resize allows it."""
+        cfg = self.cfg
+        header = jpeg_size(data) if sniff_format(data) == "jpg" else None
+        if header is None:
+            img = self.decode(data)
+            return img, img.shape[1], img.shape[0]
+        w0, h0 = header
+        if w0 * h0 > cfg.max_image_area:  # refuse before spending a decode on it
+            raise ImageError("image area too large")
+        factor = decode_reduction(w0, h0, cfg.image_size, cfg.resize_mode)
+        img = self.decode(data, factor)
+        if factor == 1:
+            return img, img.shape[1], img.shape[0]
+        rotated = w0 != h0 and img.shape[:2] == (-(-w0 // factor), -(-h0 // factor))
+        return (img, h0, w0) if rotated else (img, w0, h0)
+
     def process(self, data: bytes) -> ProcessedImage:
         cfg = self.cfg
         if cfg.disable_all_reencoding:
             return ProcessedImage(data, None, None, None, None)
-        img = self.decode(data)
-        height, width = img.shape[:2]
+        img, width, height = self._decode_sized(data)
         if min(width, height) < cfg.min_image_size:
             raise ImageError("image too small")
         if width * height > cfg.max_image_area:

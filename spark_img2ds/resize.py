@@ -78,6 +78,22 @@ def plan_resize(width: int, height: int, image_size: int, mode: str, only_if_big
     return ResizePlan(size=size, downscale=downscale, crop=crop, pad=pad)
 
 
+def decode_reduction(width: int, height: int, image_size: int, mode: str) -> int:
+    """The largest JPEG decode scale-down (8, 4, 2 or 1) that keeps the side the mode sizes by >= image_size.
+
+    border and keep_ratio_largest scale the longer side to image_size, keep_ratio and
+    center_crop the shorter one; a reduced decode costs a fraction of a full one and the
+    resize from it looks the same.
+    """
+    if mode == "no":
+        return 1
+    side = max(width, height) if mode in ("border", "keep_ratio_largest") else min(width, height)
+    for factor in (8, 4, 2):
+        if side // factor >= image_size:
+            return factor
+    return 1
+
+
 def apply_plan(
     img: np.ndarray, plan: ResizePlan, upscale_interpolation: str, downscale_interpolation: str
 ) -> np.ndarray:
