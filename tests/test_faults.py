@@ -272,3 +272,37 @@ def test_s3_faults_give_a_correct_dataset_and_never_a_partial_object(spark, serv
     uploads = direct.call_s3("list_multipart_uploads", Bucket=name).get("Uploads", [])
     assert uploads == [], f"dangling multipart uploads: {uploads}"
     assert stale not in str(uploads)
+
+
+@pytest.mark.slow
+def test_watchdog_ends_a_worker_stuck_in_storage_io_and_the_shard_is_redone(
+    spark, server, s3, bucket, tmp_path, caplog
+):
+    urls = write_urls(tmp_path / "urls.txt", server, n=6)
+    with S3FaultProxy(s3["endpoint"]) as proxy:
+        so = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": proxy.endpoint},
+            "config_kwargs": {"read_timeout": 300},  # storage would wait far longer than the watchdog
+        }
+        stuck = proxy.add_fault(kind="put_object", key="00000.parquet", action="stall", times=1)
+        with caplog.at_level(logging.INFO, logger="spark_img2ds"):
+            summary = download(
+                str(tmp_path / "urls.txt"),
+                spark=spark,
+                output_folder=f"{bucket}/ds",
+                storage_options=so,
+                output_format="webdataset",
+                image_size=32,
+                thread_count=2,
+                number_sample_per_shard=3,
+                stall_timeout=2,
+                allow_private_networks=True,
+            )
+        assert stuck.injected == 1
+    assert summary.complete and summary.successes == 6
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Spark job failed") for m in messages), "the stuck worker was not ended"
+    assert any("retrying" in m for m in messages)
+    assert_each_row_once(f"{bucket}/ds", urls, storage_options=s3["storage_options"])
