@@ -188,24 +188,24 @@ def _bind_current(conn: HTTPConnection) -> None:
         attempt.bind(conn)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Registers the connection with the calling thread's attempt, so the reaper can cut it."""
+
     def connect(self) -> None:
-        _bind_current(self)
-        super().connect()
+        _bind_current(self)  # type: ignore[arg-type]
+        super().connect()  # type: ignore[misc]
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
-        _bind_current(self)
-        super().request(*args, **kwargs)
+    def request(self, *args, **kwargs) -> None:
+        _bind_current(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _bind_current(self)
-        super().connect()
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[override]
-        _bind_current(self)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):

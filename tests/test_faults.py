@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import s3fs
+from cluster import spark_env
 from e2e import assert_each_row_once, read_metadata, read_tars
 from s3_fault_proxy import S3FaultProxy
 
@@ -84,12 +85,6 @@ def test_cleanup_partial_aborts_unfinished_uploads_under_the_dataset_only(s3, bu
 # --- a killed local run ---------------------------------------------------------------------------
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-    return e
-
-
 def complete_tar_keys(path: Path) -> list[str]:
     with tarfile.open(path) as tar:  # raises on a truncated archive
         return sorted({m.name.split(".", 1)[0] for m in tar.getmembers()})
@@ -103,7 +98,7 @@ def test_killed_local_run_leaves_no_truncated_tar_and_rerun_completes(server, tm
     cmd += ["--output_format", "webdataset", "--image_size", "64", "--thread_count", "2"]
     cmd += ["--number_sample_per_shard", "10", "--processes_count", "2", "--allow_private_networks", "True"]
     log = open(tmp_path / "run1.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=spark_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         end = time.monotonic() + 180
         while not list(out.glob(f"*.tar{storage.TMP_MARK}*")):
@@ -122,7 +117,7 @@ def test_killed_local_run_leaves_no_truncated_tar_and_rerun_completes(server, tm
         assert (out / tar.name.replace(".tar", "_stats.json")).exists()
     assert not (out / "_SUCCESS").exists()
 
-    rerun = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "partial file(s) left by an earlier run" in rerun.stdout + rerun.stderr
     assert_each_row_once(str(out), urls)
