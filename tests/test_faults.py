@@ -301,3 +301,31 @@ def test_watchdog_ends_a_worker_stuck_in_storage_io_and_the_shard_is_redone(
     assert any(m.startswith("Spark job failed") for m in messages), "the stuck worker was not ended"
     assert any("retrying" in m for m in messages)
     assert_each_row_once(f"{bucket}/ds", urls, storage_options=s3["storage_options"])
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet", "files"])
+def test_a_shard_written_twice_is_byte_identical(spark, server, tmp_path, output_format):
+    """What a task retry or a speculative copy writes is the same, so either may win."""
+    write_urls(tmp_path / "urls.txt", server, n=8)
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for out in folders:
+        download(
+            str(tmp_path / "urls.txt"),
+            spark=spark,
+            output_folder=str(out),
+            output_format=output_format,
+            image_size=48,
+            thread_count=4,
+            number_sample_per_shard=4,
+            allow_private_networks=True,
+        )
+
+    def data_files(root: Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(("_stats.json", "_summary.json"))
+        }
+
+    first, second = (data_files(f) for f in folders)
+    assert len(first) >= 3 and first == second
