@@ -50,7 +50,7 @@ IMG2DATASET_DEFAULTS = {
     "disallowed_header_directives": None,
     "ignore_ssl_certificate": False,
 }
-PROJECT_DEFAULTS = {"master": None, "storage_options": {}, "allow_private_networks": False}
+PROJECT_DEFAULTS = {"master": None, "storage_options": {}, "allow_private_networks": False, "stall_timeout": 0}
 
 
 def make(**options) -> Config:
@@ -144,6 +144,10 @@ def test_config_error_is_a_value_error_and_an_img2ds_error():
         ("timeout", -3),
         ("timeout", math.nan),
         ("timeout", "10"),
+        ("stall_timeout", -1),
+        ("stall_timeout", 86401),
+        ("stall_timeout", math.nan),
+        ("stall_timeout", True),
     ],
 )
 def test_bad_numbers_are_refused_naming_the_option(name, bad):
@@ -519,3 +523,15 @@ def test_public_dict_names_a_dataframe_url_list_by_type():
 )
 def test_public_dict_redacts_other_secret_carriers(options):
     assert "TOPSECRET" not in json.dumps(make(storage_options=options).to_public_dict())
+
+
+@pytest.mark.parametrize(
+    ("options", "limit"),
+    [({}, 60.0), ({"timeout": 30}, 90.0), ({"timeout": 30, "retries": 2}, 270.0), ({"stall_timeout": 5}, 5.0)],
+)
+def test_shard_stall_limit_outlasts_every_healthy_download(options, limit):
+    assert make(**options).shard_stall_limit == limit
+
+
+def test_stall_timeout_from_the_command_line_text():
+    assert Config.from_dict({"url_list": "u.txt", "stall_timeout": "2.5"}).stall_timeout == 2.5
