@@ -14,6 +14,7 @@ split settings are pinned for the duration of a run (see pinned_split_conf).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 ROW_ID = "_img2ds_row"
+SLOT = "_img2ds_slot"
 BASE = "_img2ds_base"
 SPLIT_CONF = {
     "spark.sql.files.maxPartitionBytes": str(128 * 1024 * 1024),
@@ -92,11 +94,43 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     return KeyedInput(keyed, total)
 
 
+def partition_slots(spark: SparkSession, n: int) -> dict[int, int] | None:
+    """For each partition p of n, a long that Spark's hash partitioning sends to p.
+
+    repartition(n, col) places a row in pmod(murmur3(col, seed 42), n), which is what
+    SQL's hash() computes; the smallest candidate per partition is picked in Spark, so
+    only n rows reach the driver. None in the (vanishingly unlikely) case that the
+    candidates miss a partition.
+    """
+    from pyspark.sql import functions as F
+
+    candidates = int(n * (math.log(n) + 12)) + 64  # coupon collector: ~n ln n draws cover n partitions
+    rows = (
+        spark.range(candidates)
+        .groupBy(F.expr(f"pmod(hash(id), {n})").alias("p"))
+        .agg(F.min("id").alias("slot"))
+        .collect()
+    )
+    slots = {int(r["p"]): int(r["slot"]) for r in rows}
+    return slots if len(slots) == n else None
+
+
 def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
-    """The rows of the given shards, one Spark partition per shard (about), sorted for streaming."""
+    """The rows of the given shards, each shard alone in its own Spark partition, sorted for streaming.
+
+    One shard per task keeps every core busy until the last shards; a range
+    partitioning would sometimes put two shards in one task and none in another.
+    """
     from pyspark.sql import functions as F
 
     spark = keyed.sparkSession
-    wanted = spark.createDataFrame([(s,) for s in shard_ids], f"{SHARD_COL} long")
-    rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi")
-    return rows.repartitionByRange(max(1, len(shard_ids)), SHARD_COL).sortWithinPartitions(SHARD_COL, INDEX_COL)
+    ids = sorted(shard_ids)
+    n = max(1, len(ids))
+    slots = partition_slots(spark, n)
+    if slots is None:
+        wanted = spark.createDataFrame([(s,) for s in ids], f"{SHARD_COL} long")
+        rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi").repartitionByRange(n, SHARD_COL)
+    else:
+        wanted = spark.createDataFrame([(s, slots[i]) for i, s in enumerate(ids)], f"{SHARD_COL} long, {SLOT} long")
+        rows = keyed.join(F.broadcast(wanted), SHARD_COL).repartition(n, SLOT).drop(SLOT)
+    return rows.sortWithinPartitions(SHARD_COL, INDEX_COL)

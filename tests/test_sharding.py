@@ -1,0 +1,42 @@
+"""Shard placement in Spark: every shard alone in its own partition (real local session)."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from spark_img2ds import sharding
+from spark_img2ds.worker import INDEX_COL, SHARD_COL
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_partition_slots_hash_to_their_partition(spark, n):
+    slots = sharding.partition_slots(spark, n)
+    assert slots is not None and sorted(slots) == list(range(n))
+    df = spark.createDataFrame([(v,) for v in slots.values()], "slot long").repartition(n, "slot")
+    placed = {r["slot"]: r["p"] for r in df.select("slot", F.spark_partition_id().alias("p")).collect()}
+    assert {p: placed[slot] for p, slot in slots.items()} == {p: p for p in range(n)}
+
+
+@pytest.mark.parametrize(("rows", "per_shard", "wanted"), [(20_000, 2_500, None), (95, 10, [1, 4, 5, 9])])
+def test_each_shard_gets_a_partition_of_its_own(spark, rows, per_shard, wanted):
+    keyed = spark.range(rows).select(
+        (F.col("id") / per_shard).cast("long").alias(SHARD_COL), (F.col("id") % per_shard).alias(INDEX_COL)
+    )
+    shard_ids = wanted or list(range(-(-rows // per_shard)))
+    out = sharding.shards_to_run(keyed, shard_ids)
+    assert out.rdd.getNumPartitions() == len(shard_ids)
+    per_partition = (
+        out.groupBy(F.spark_partition_id().alias("p")).agg(F.collect_set(SHARD_COL).alias("shards")).collect()
+    )
+    assert sorted(len(r["shards"]) for r in per_partition) == [1] * len(shard_ids)
+    assert sorted(r["shards"][0] for r in per_partition) == sorted(shard_ids)
+    assert out.count() == sum(min(per_shard, rows - s * per_shard) for s in shard_ids)
+
+
+def test_rows_arrive_sorted_by_index_within_a_partition(spark):
+    keyed = spark.range(300).select((F.col("id") % 3).alias(SHARD_COL), (F.lit(1000) - F.col("id")).alias(INDEX_COL))
+    parts = sharding.shards_to_run(keyed, [0, 1, 2]).rdd.glom().collect()
+    for part in parts:
+        indices = [r[INDEX_COL] for r in part]
+        assert indices == sorted(indices) and len(indices) == 100
