@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint venv java clean
+.PHONY: demo test lint venv java clean bench
 
 java:
 	@if [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; then exit 0; fi; \
@@ -22,6 +22,10 @@ venv: $(STAMP)
 
 demo: java venv
 	$(PY) -m spark_img2ds.demo
+
+# Side-by-side benchmark against img2dataset (bench/README.md); e.g. make bench BENCH_ARGS=--quick
+bench: java venv
+	$(PY) -m bench.run_bench $(BENCH_ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

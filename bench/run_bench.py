@@ -1,0 +1,524 @@
+"""``make bench``: spark_img2ds against img2dataset on the same machine, side by side.
+
+Scenarios:
+  cpu      the corpus from nginx on loopback: CPU is the limit. Alternating runs, several rounds.
+  latency  every response held 50-300 ms by a delaying server: concurrency is the limit.
+  rss      spark_img2ds at thread_count 64 with small and large shards: peak RSS of one Python worker.
+Also measured: the per-image CPU cost of each stage in isolation and the compute ceiling.
+Figures are printed and written to bench/out/results.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench import corpus as corpus_mod
+from bench import stages
+from bench.procs import REGISTRY, become_subreaper
+from bench.runners import JobOptions, RunResult, ensure_img2dataset, run_ours, run_theirs, venv_versions
+from bench.servers import Server, start_python_server, start_static_server
+
+HERE = Path(__file__).resolve().parent
+TARGET_RATIO = 1.6
+TARGET_CEILING_FRACTION = 0.8
+
+
+def env_default(name: str, default):
+    value = os.environ.get(name)
+    return type(default)(value) if value not in (None, "") else default
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.run_bench",
+        description="Side-by-side throughput benchmark of spark_img2ds and img2dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 round, 4,000 URLs, no tuning, small scenarios")
+    ap.add_argument("--rounds", type=int, default=env_default("BENCH_ROUNDS", 3), help="CPU-scenario rounds")
+    ap.add_argument("--urls", type=int, default=env_default("BENCH_URLS", 20000), help="URLs per CPU-scenario run")
+    ap.add_argument("--corpus-size", type=int, default=env_default("BENCH_CORPUS", 2000), help="distinct images")
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed")
+    ap.add_argument(
+        "--make-corpus",
+        default=None,
+        help="corpus builder (default $BENCH_MAKE_CORPUS, else ../shared/bench/make_corpus.py)",
+    )
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="processes_count for both tools")
+    ap.add_argument("--shard-size", type=int, default=2500, help="number_sample_per_shard for both tools")
+    ap.add_argument("--ours-threads", type=int, default=32, help="spark_img2ds thread_count")
+    ap.add_argument("--theirs-threads", type=int, default=None, help="img2dataset thread_count (default: tuned)")
+    ap.add_argument("--tune-threads", default="16,32,64", help="thread counts tried for img2dataset")
+    ap.add_argument("--tune-urls", type=int, default=6000, help="URLs per tuning run")
+    ap.add_argument("--tune-ours", action="store_true", help="also tune spark_img2ds's thread_count")
+    ap.add_argument("--no-tune", action="store_true", help="no tuning: img2dataset uses --theirs-threads or 32")
+    ap.add_argument("--latency-urls", type=int, default=5000, help="URLs per latency-scenario run")
+    ap.add_argument("--latency-rounds", type=int, default=2)
+    ap.add_argument("--latency-threads", type=int, default=16, help="thread_count of both tools (latency)")
+    ap.add_argument("--latency-min-ms", type=int, default=50)
+    ap.add_argument("--latency-max-ms", type=int, default=300)
+    ap.add_argument("--rss-threads", type=int, default=64)
+    ap.add_argument("--rss-shard-sizes", default="2500,10000", help="shard sizes of the memory runs")
+    ap.add_argument("--rss-urls", type=int, default=None, help="URLs per memory run (default: --urls)")
+    ap.add_argument("--stage-sample", type=int, default=400, help="images in the per-stage measurement")
+    ap.add_argument("--skip-theirs", action="store_true", help="run only spark_img2ds")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get install nginx when it is missing")
+    ap.add_argument("--img2dataset-version", default="1.47.0")
+    ap.add_argument(
+        "--ceiling-decode",
+        choices=("auto", "full", "reduced"),
+        default="auto",
+        help="decode mode of the acceptance ceiling; auto: the one spark_img2ds's source uses",
+    )
+    ap.add_argument(
+        "--ceiling-fetch",
+        choices=("auto", "requests", "urllib3"),
+        default="auto",
+        help="fetch library of the ceiling; auto: the one spark_img2ds's source uses",
+    )
+    ap.add_argument("--run-timeout", type=float, default=1800, help="seconds before a run is stopped")
+    ap.add_argument("--out-dir", type=Path, default=HERE / "out")
+    ap.add_argument("--results", type=Path, default=None, help="JSON file (default OUT_DIR/results.json)")
+    ap.add_argument("--keep-output", action="store_true", help="keep each run's dataset (default: deleted)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.urls, args.no_tune = 1, 4000, True
+        args.latency_urls, args.latency_rounds = 1000, 1
+        args.rss_shard_sizes, args.stage_sample = "1000,4000", 150
+    args.rss_urls = args.rss_urls or args.urls
+    args.results = args.results or args.out_dir / "results.json"
+    return args
+
+
+# --- printing -------------------------------------------------------------------
+
+COLUMNS = [
+    ("scenario", 8),
+    ("tool", 12),
+    ("run", 7),
+    ("threads", 7),
+    ("shard", 6),
+    ("ok/urls", 13),
+    ("wall s", 7),
+    ("images/s", 8),
+    ("CPU ms/img", 10),
+    ("srv ms/img", 10),
+    ("other CPU%", 10),
+    ("peak wkr MB", 11),
+]
+TOOL_NAMES = {"ours": "spark_img2ds", "theirs": "img2dataset"}
+
+
+def header() -> str:
+    return " | ".join(name.rjust(width) for name, width in COLUMNS)
+
+
+def row(r: RunResult, cores: int) -> str:
+    other = max(0.0, r.machine_busy_s - r.cpu_s - r.server_cpu_s)
+    cells = [
+        r.scenario,
+        TOOL_NAMES[r.tool],
+        r.label,
+        r.threads,
+        r.shard_size,
+        f"{r.successes}/{r.urls}",
+        f"{r.wall_s:.1f}",
+        f"{r.images_per_s:.1f}",
+        _fmt(r.cpu_ms_per_image),
+        _fmt(1000 * r.server_cpu_s / r.successes if r.successes else None),
+        f"{100 * other / (cores * r.wall_s):.0f}" if r.wall_s else "-",
+        _fmt(r.peak_worker_rss_mb, 0),
+    ]
+    return " | ".join(str(c).rjust(width) for c, (_, width) in zip(cells, COLUMNS, strict=True))
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report_run(r: RunResult, cores: int, runs: list[RunResult]) -> None:
+    runs.append(r)
+    print(row(r, cores), flush=True)
+    if r.exit_code != 0 or r.successes < 0.95 * r.urls:
+        problems = ", ".join(f"{k}: {v}" for k, v in r.error_counts.items()) or "no error counts"
+        print(f"   ^ exit code {r.exit_code}, {r.successes}/{r.urls} successes ({problems}); log: {r.log}", flush=True)
+
+
+# --- the scenarios ----------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cores = args.processes
+        self.runs: list[RunResult] = []
+        self.work = args.out_dir
+        self.theirs_bin: Path | None = None
+
+    def _kw(self, server: Server, urls: int) -> dict:
+        return {"server": server, "urls": urls, "timeout": self.args.run_timeout, "keep_output": self.args.keep_output}
+
+    def one(
+        self,
+        tool: str,
+        scenario: str,
+        label: str,
+        url_list: Path,
+        urls: int,
+        opts: JobOptions,
+        server: Server,
+        sample_interval: float = 0.5,
+    ) -> RunResult:
+        name = f"{scenario}-{tool}-{label}-t{opts.threads}-s{opts.shard_size}"
+        out_dir = self.work / "runs" / name
+        log = self.work / "logs" / f"{name}.log"
+        kw = self._kw(server, urls) | {
+            "scenario": scenario,
+            "label": label,
+            "log_path": log,
+            "sample_interval": sample_interval,
+        }
+        if tool == "ours":
+            result = run_ours(url_list, out_dir, opts, **kw)
+        else:
+            assert self.theirs_bin is not None
+            result = run_theirs(self.theirs_bin, url_list, out_dir, opts, **kw)
+        report_run(result, self.cores, self.runs)
+        return result
+
+    def tune(self, tool: str, url_list: Path, urls: int, server: Server) -> int:
+        counts = [int(x) for x in self.args.tune_threads.split(",") if x.strip()]
+        best, best_ips = counts[0], -1.0
+        for i, threads in enumerate(counts, 1):
+            opts = JobOptions(self.args.processes, threads, self.args.shard_size)
+            r = self.one(tool, "tune", str(i), url_list, urls, opts, server)
+            if r.images_per_s > best_ips:
+                best, best_ips = threads, r.images_per_s
+        print(f"bench: {TOOL_NAMES[tool]} thread_count chosen: {best} ({best_ips:.1f} images/s)", flush=True)
+        return best
+
+    def alternate(
+        self, scenario: str, rounds: int, url_list: Path, urls: int, server: Server, threads: dict[str, int]
+    ) -> None:
+        """Rounds of one run per tool; which tool goes first alternates from round to round."""
+        for rnd in range(1, rounds + 1):
+            order = ["theirs", "ours"] if rnd % 2 else ["ours", "theirs"]
+            for tool in order:
+                if tool == "theirs" and self.args.skip_theirs:
+                    continue
+                opts = JobOptions(self.args.processes, threads[tool], self.args.shard_size)
+                self.one(tool, scenario, str(rnd), url_list, urls, opts, server)
+
+
+def median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def scenario_summary(runs: list[RunResult], scenario: str) -> dict:
+    """Median images/s per tool and the median of the per-round ratios ours/theirs."""
+    picked = [r for r in runs if r.scenario == scenario]
+    by_round: dict[str, dict[str, RunResult]] = {}
+    for r in picked:
+        by_round.setdefault(r.label, {})[r.tool] = r
+    ratios = [
+        pair["ours"].images_per_s / pair["theirs"].images_per_s
+        for pair in by_round.values()
+        if "ours" in pair and "theirs" in pair and pair["theirs"].images_per_s > 0
+    ]
+    out: dict = {"rounds": len(by_round), "ratios": [round(x, 3) for x in ratios]}
+    out["median_ratio"] = round(statistics.median(ratios), 3) if ratios else None
+    for tool in ("ours", "theirs"):
+        mine = [r for r in picked if r.tool == tool]
+        out[tool] = {
+            "median_images_per_s": median_or_none([r.images_per_s for r in mine]),
+            "median_wall_s": median_or_none([r.wall_s for r in mine]),
+            "median_cpu_ms_per_image": median_or_none([r.cpu_ms_per_image for r in mine if r.cpu_ms_per_image]),
+            "threads": mine[0].threads if mine else None,
+            "median_startup_s": median_or_none([r.startup_s for r in mine if r.startup_s is not None]),
+        }
+    return out
+
+
+def machine_info(args: argparse.Namespace, theirs_venv: Path) -> dict:
+    import cv2
+    import pyspark
+
+    import spark_img2ds
+
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cores_used": args.processes,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "spark_img2ds": spark_img2ds.__version__,
+        "pyspark": pyspark.__version__,
+        "opencv_ours": cv2.__version__,
+        "img2dataset_env": venv_versions(theirs_venv, ("img2dataset", "opencv-python-headless", "numpy", "pyarrow")),
+    }
+
+
+def print_stage_table(per_image: dict[str, float], fetch: str, decode: str, cores: int) -> None:
+    print("\nPer-image CPU cost of each stage, single-threaded, measured in isolation (ms):")
+    for mode in ("full", "reduced"):
+        costs = stages.pipeline(per_image, mode, fetch)
+        total = sum(costs.values())
+        split = ", ".join(f"{k} {1000 * v:.2f} ({100 * v / total:.0f}%)" for k, v in costs.items())
+        mark = "  <- acceptance" if mode == decode else ""
+        print(
+            f"  {mode:7s} decode: {split}; total {1000 * total:.2f} ms -> ceiling "
+            f"{stages.ceiling(costs, cores):.0f} images/s on {cores} cores{mark}"
+        )
+    other = "urllib3" if fetch == "requests" else "requests"
+    print(
+        f"  (fetch measured with {fetch}; with {other}: {1000 * per_image['fetch_' + other]:.2f} ms; "
+        f"exif parsing {1000 * per_image['exif']:.3f} ms/image on average, not part of the ceiling)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    if not become_subreaper():
+        print("bench: could not become a child subreaper: CPU of orphaned JVMs/workers will be missed", flush=True)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stopping the processes it started", flush=True)
+        return 130
+    finally:
+        REGISTRY.stop_all()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    work = args.out_dir
+    work.mkdir(parents=True, exist_ok=True)
+    cores = args.processes
+    features = stages.detect_package_features()
+    decode = features["decode"] if args.ceiling_decode == "auto" else args.ceiling_decode
+    fetch = features["fetch"] if args.ceiling_fetch == "auto" else args.ceiling_fetch
+    print(
+        f"bench: {cores} processes; spark_img2ds source uses {features['fetch']} and {features['decode']} "
+        f"JPEG decoding; the acceptance ceiling uses {fetch} + {decode} decode",
+        flush=True,
+    )
+
+    corpus = corpus_mod.ensure_corpus(work, args.corpus_size, args.seed, args.make_corpus)
+    print(f"bench: corpus {corpus.root} ({len(corpus.entries)} images, {corpus.total_bytes / 1e6:.0f} MB)", flush=True)
+    theirs_venv = work / "img2dataset-venv"
+    bench = Bench(args)
+    if not args.skip_theirs:
+        bench.theirs_bin = ensure_img2dataset(theirs_venv, args.img2dataset_version)
+
+    results: dict = {
+        "machine": machine_info(args, theirs_venv),
+        "args": _jsonable(vars(args)),
+        "package_features": features,
+        "corpus": {
+            "root": str(corpus.root),
+            "images": len(corpus.entries),
+            "bytes": corpus.total_bytes,
+            "stats": corpus.stats,
+        },
+    }
+    probe = corpus.entries[0]["file"]
+    server = start_static_server(args.server, not args.no_install, corpus.images, work / "server", probe)
+    print(f"bench: serving the corpus with {server.kind} ({server.version}) at {server.prefix}", flush=True)
+    results["cpu_server"] = {"kind": server.kind, "version": server.version}
+
+    lists = work / "lists"
+    cpu_list = corpus_mod.write_url_list(lists / "cpu.txt", corpus_mod.urls(corpus, server.prefix, args.urls))
+
+    print(f"bench: measuring stage costs over {args.stage_sample} images ...", flush=True)
+    measured = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage")
+    per_image = measured["cpu_s_per_image"]
+    ceil = stages.ceilings(per_image, cores, fetch)
+    results["stages"] = {
+        **measured,
+        "ceiling_fetch": fetch,
+        "ceiling_decode": decode,
+        "ceiling_images_per_s": {k: round(v, 1) for k, v in ceil.items()},
+        "acceptance_ceiling": round(ceil[decode], 1),
+        "pipelines_ms": {
+            m: {k: round(1000 * v, 3) for k, v in stages.pipeline(per_image, m, fetch).items()}
+            for m in ("full", "reduced")
+        },
+    }
+    print_stage_table(per_image, fetch, decode, cores)
+
+    print("\n" + header(), flush=True)
+    threads = {"ours": args.ours_threads, "theirs": args.theirs_threads or 32}
+    if not args.no_tune:
+        tune_list = corpus_mod.write_url_list(
+            lists / "tune.txt", corpus_mod.urls(corpus, server.prefix, args.tune_urls)
+        )
+        if not args.skip_theirs and args.theirs_threads is None:
+            threads["theirs"] = bench.tune("theirs", tune_list, args.tune_urls, server)
+        if args.tune_ours:
+            threads["ours"] = bench.tune("ours", tune_list, args.tune_urls, server)
+    results["threads"] = threads
+
+    bench.alternate("cpu", args.rounds, cpu_list, args.urls, server, threads)
+    if not args.skip_rss:
+        rss_list = corpus_mod.write_url_list(lists / "rss.txt", corpus_mod.urls(corpus, server.prefix, args.rss_urls))
+        for size in [int(x) for x in args.rss_shard_sizes.split(",") if x.strip()]:
+            opts = JobOptions(args.processes, args.rss_threads, size)
+            bench.one("ours", "rss", f"s{size}", rss_list, args.rss_urls, opts, server, sample_interval=0.2)
+    server.stop()
+
+    if not args.skip_latency:
+        delayed = start_python_server(corpus.images, work / "server", probe, args.latency_min_ms, args.latency_max_ms)
+        lat_list = corpus_mod.write_url_list(
+            lists / "latency.txt", corpus_mod.urls(corpus, delayed.prefix, args.latency_urls)
+        )
+        lat_threads = {"ours": args.latency_threads, "theirs": args.latency_threads}
+        bench.alternate("latency", args.latency_rounds, lat_list, args.latency_urls, delayed, lat_threads)
+        delayed.stop()
+
+    results["runs"] = [r.to_json() for r in bench.runs]
+    summary = summarize(args, bench.runs, ceil, decode, results)
+    results["summary"] = summary
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1, default=str))
+    print_summary(args, summary, bench.runs, cores)
+    print(f"\nbench: figures written to {args.results} ({results['elapsed_s']:.0f}s in all)")
+    return 0
+
+
+def summarize(
+    args: argparse.Namespace, runs: list[RunResult], ceil: dict[str, float], decode: str, results: dict
+) -> dict:
+    cpu = scenario_summary(runs, "cpu")
+    out: dict = {"cpu": cpu, "ceilings": {k: round(v, 1) for k, v in ceil.items()}}
+    ours_ips = cpu["ours"]["median_images_per_s"]
+    theirs_ips = cpu["theirs"]["median_images_per_s"]
+    out["ceiling_fraction"] = {
+        tool: {mode: round(ips / c, 3) for mode, c in ceil.items()} if ips else None
+        for tool, ips in (("ours", ours_ips), ("theirs", theirs_ips))
+    }
+    out["acceptance"] = {
+        "ratio": cpu["median_ratio"],
+        "ratio_target": TARGET_RATIO,
+        "ceiling_decode": decode,
+        "ceiling_images_per_s": round(ceil[decode], 1),
+        "ceiling_fraction": out["ceiling_fraction"]["ours"][decode] if ours_ips else None,
+        "ceiling_fraction_target": TARGET_CEILING_FRACTION,
+    }
+    if not args.skip_latency:
+        lat = scenario_summary(runs, "latency")
+        mean_delay = (args.latency_min_ms + args.latency_max_ms) / 2000
+        busy_tasks = min(args.processes, -(-args.latency_urls // args.shard_size))  # one shard per task at a time
+        lat["concurrency_bound_images_per_s"] = round(busy_tasks * args.latency_threads / mean_delay, 1)
+        lat["delay_ms"] = [args.latency_min_ms, args.latency_max_ms]
+        out["latency"] = lat
+        out["acceptance"]["latency_ratio"] = lat["median_ratio"]
+    rss = {r.label: r.peak_worker_rss_mb for r in runs if r.scenario == "rss"}
+    if rss:
+        sizes = [v for v in rss.values() if v]
+        out["rss"] = {
+            "threads": args.rss_threads,
+            "peak_worker_rss_mb_by_shard_size": rss,
+            "growth": round(max(sizes) / min(sizes), 3) if sizes else None,
+        }
+    return out
+
+
+def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult], cores: int) -> None:
+    print("\n=== all runs ===")
+    print(header())
+    for r in runs:
+        print(row(r, cores))
+    print(
+        "(CPU ms/img: the tool's whole process tree; srv: the HTTP server; other CPU%: load on the machine from "
+        "processes outside the benchmark)"
+    )
+    cpu = summary["cpu"]
+    acc = summary["acceptance"]
+    print("\n=== summary ===")
+    ours, theirs = cpu["ours"], cpu["theirs"]
+    print(f"CPU-bound ({args.urls} URLs, {args.rounds} round(s), wall time of the whole command):")
+    print(
+        f"  spark_img2ds  {_fmt(ours['median_images_per_s'], 1):>8} images/s  (thread_count {ours['threads']}, "
+        f"{_fmt(ours['median_cpu_ms_per_image'])} CPU ms/image)"
+    )
+    if ours["median_startup_s"] is not None:
+        print(
+            f"{'':16}({ours['median_startup_s']:.0f}s of it before the first download: Spark start-up, input planning)"
+        )
+    if theirs["median_images_per_s"]:
+        print(
+            f"  img2dataset   {_fmt(theirs['median_images_per_s'], 1):>8} images/s  (thread_count "
+            f"{theirs['threads']}, {_fmt(theirs['median_cpu_ms_per_image'])} CPU ms/image)"
+        )
+        print(
+            f"  ratio ours/theirs (median of rounds): {_fmt(cpu['median_ratio'])}x  "
+            f"(per round: {', '.join(f'{x:.2f}' for x in cpu['ratios'])}; target >= {TARGET_RATIO}x)"
+        )
+    ceil = summary["ceilings"]
+    print(
+        f"  compute ceiling ({cores} cores / CPU per image of the stages): full decode {ceil['full']:.0f}, "
+        f"reduced decode {ceil['reduced']:.0f} images/s"
+    )
+    frac = summary["ceiling_fraction"]["ours"]
+    if frac:
+        print(
+            f"  spark_img2ds reaches {100 * frac['full']:.0f}% of the full-decode ceiling and "
+            f"{100 * frac['reduced']:.0f}% of the reduced-decode one; the acceptance ceiling is "
+            f"{acc['ceiling_decode']} decode: {100 * acc['ceiling_fraction']:.0f}% (target >= "
+            f"{100 * TARGET_CEILING_FRACTION:.0f}%)"
+        )
+    if "latency" in summary:
+        lat = summary["latency"]
+        print(
+            f"Latency ({args.latency_urls} URLs, {lat['delay_ms'][0]}-{lat['delay_ms'][1]} ms per response, "
+            f"thread_count {args.latency_threads} for both; concurrency bound "
+            f"{lat['concurrency_bound_images_per_s']:.0f} images/s):"
+        )
+        print(
+            f"  spark_img2ds {_fmt(lat['ours']['median_images_per_s'], 1)} images/s, img2dataset "
+            f"{_fmt(lat['theirs']['median_images_per_s'], 1)} images/s, ratio {_fmt(lat['median_ratio'])}x "
+            f"(target >= 1.0x)"
+        )
+    if "rss" in summary:
+        rss = summary["rss"]
+        sizes = ", ".join(f"{k[1:]}/shard: {_fmt(v, 0)} MB" for k, v in rss["peak_worker_rss_mb_by_shard_size"].items())
+        print(
+            f"Memory: peak RSS of one PySpark worker at thread_count {rss['threads']}: {sizes} "
+            f"(largest/smallest {_fmt(rss['growth'])})"
+        )
+
+
+def _jsonable(values: dict) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
