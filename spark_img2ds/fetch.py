@@ -12,8 +12,7 @@ so that the per-error counts in the run summary group alike failures together.
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import collections
 import random
 import socket
 import threading
@@ -142,40 +141,48 @@ class _Attempt:
 
 
 class _Reaper:
-    """A daemon thread that cuts the connection of attempts past their deadline."""
+    """A daemon thread that cuts the connection of attempts past their deadline.
+
+    Lock-free on the hot path: attempts are appended to a deque (atomic in CPython) and
+    the reaper looks at them a few times a second. One process runs one job's config, so
+    deadlines arrive nearly in order and the reaper only inspects the oldest ones.
+    """
+
+    TICK = 0.05
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, _Attempt]] = []
-        self._seq = itertools.count()
+        self._queue: collections.deque[_Attempt] = collections.deque()
+        self._expired: list[_Attempt] = []
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, attempt: _Attempt) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (attempt.deadline + REAPER_GRACE, next(self._seq), attempt))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="img2ds-deadline-reaper", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+        self._queue.append(attempt)
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="img2ds-deadline-reaper", daemon=True)
+                    self._thread.start()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                when, _, attempt = self._heap[0]
-                now = time.monotonic()
-                if attempt.done:
-                    heapq.heappop(self._heap)
-                    continue
-                if when > now:
-                    self._cond.wait(when - now)
-                    continue
-                heapq.heappop(self._heap)
-                attempt.expired = True
-                # Look again shortly in case the owner was between connections when cut.
-                heapq.heappush(self._heap, (now + 0.2, next(self._seq), attempt))
-            attempt.cut()
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            queue = self._queue
+            while queue:
+                head = queue[0]
+                if head.done:
+                    queue.popleft()
+                elif head.deadline + REAPER_GRACE <= now:
+                    queue.popleft()
+                    head.expired = True
+                    self._expired.append(head)
+                else:
+                    break
+            # Cut again until the owner notices, in case it was between connections when first cut.
+            self._expired = [a for a in self._expired if not a.done]
+            for attempt in self._expired:
+                attempt.cut()
 
 
 _REAPER = _Reaper()
