@@ -149,3 +149,20 @@ def test_overwrite_keeps_the_old_dataset_when_the_input_is_bad(spark, tmp_path):
     else:
         raise AssertionError("a missing url column must be an InputError")
     assert (out / "00000.tar").read_bytes() == b"precious"
+
+
+def test_local_session_jvm_runs_with_the_local_options_and_task_attempts(tmp_path):
+    """The session the job creates itself: local[N,4] and the JIT setting reach the real JVM."""
+    script = (
+        "from spark_img2ds.config import Config\n"
+        "from spark_img2ds.session import get_session\n"
+        "spark = get_session(Config(url_list='x', processes_count=2))\n"
+        "jvm = spark.sparkContext._jvm\n"
+        "print('ARGS', list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))\n"
+        "print('MASTER', spark.sparkContext.master)\n"
+        "spark.stop()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "-XX:TieredStopAtLevel=1" in proc.stdout.split("ARGS", 1)[1].splitlines()[0]
+    assert "MASTER local[2,4]" in proc.stdout
