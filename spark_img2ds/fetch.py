@@ -316,14 +316,14 @@ class Fetcher:
     def _too_long(self) -> FetchError:
         return FetchError(f"download took longer than the {self.timeout:g}s timeout", transient=True)
 
-    def _remaining(self, attempt: _Attempt) -> None:
+    def _check_deadline(self, attempt: _Attempt) -> None:
         if time.monotonic() > attempt.deadline:
             raise self._too_long()
 
     def _follow(self, url: str, attempt: _Attempt) -> bytes:
         pools = self._pools()
         for _ in range(MAX_REDIRECTS + 1):
-            self._remaining(attempt)
+            self._check_deadline(attempt)
             resp = pools.urlopen(
                 "GET",
                 url,
@@ -354,7 +354,7 @@ class Fetcher:
     def _read_body(self, resp: urllib3.BaseHTTPResponse, attempt: _Attempt) -> bytes:
         parts = []
         while True:
-            self._remaining(attempt)
+            self._check_deadline(attempt)
             chunk = resp.read1(CHUNK)
             if not chunk:
                 break

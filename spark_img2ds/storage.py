@@ -50,23 +50,6 @@ def _abandon(f: IO[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _local_committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
-    folder = posixpath.dirname(path)
-    fs.makedirs(folder, exist_ok=True)
-    tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
-    f = fs.open(tmp, "wb")
-    try:
-        yield f
-        f.close()
-        os.replace(tmp, path)  # atomic; refuses to land inside a folder of that name
-    except BaseException:
-        f.close()
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(tmp)
-        raise
-
-
-@contextlib.contextmanager
 def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[bytes]]:
     """Open path for writing; it is published only if the block exits without error.
 
@@ -74,8 +57,18 @@ def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[byte
     appears on close only; a failed write is discarded.
     """
     if is_local(fs):
-        with _local_committed_open(fs, path) as f:
+        tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        f = fs.open(tmp, "wb")
+        try:
             yield f
+            f.close()
+            os.replace(tmp, path)  # atomic; refuses to land inside a folder of that name
+        except BaseException:
+            f.close()
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(tmp)
+            raise
         return
     f = fs.open(path, "wb")
     try:
