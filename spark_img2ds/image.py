@@ -190,7 +190,7 @@ class ImageProcessor:
         plan = plan_resize(width, height, cfg.image_size, cfg.resize_mode, cfg.resize_only_if_bigger)
         if cfg.skip_reencode and not plan.changes_pixels and sniff_format(data) == cfg.encode_format:
             return ProcessedImage(data, width, height, width, height)
-        out = apply_plan(img, plan, cfg.upscale_interpolation, cfg.downscale_interpolation)
+        out = apply_plan(img, plan, cfg.upscale_interpolation, cfg.downscale_interpolation, cfg.fast_downscale)
         try:
             ok, encoded = cv2.imencode(self.ext, out, self.params)
         except cv2.error:

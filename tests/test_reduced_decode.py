@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -100,3 +101,17 @@ def test_huge_jpeg_is_refused_from_its_header_before_decoding():
     cfg = Config(url_list="x", image_size=256, max_image_area=1_000_000)
     with pytest.raises(ImageError, match="image area too large"):
         ImageProcessor(cfg).process(photo(1200, 1000))
+
+
+@pytest.mark.parametrize(("width", "height"), [(400, 300), (300, 500), (1000, 700), (511, 511)])
+def test_fast_downscale_below_2x_looks_like_area(width, height):
+    """Bilinear below 2x (the usual case after a reduced decode) stays visually the same as area."""
+    fast = Config(url_list="x", image_size=256, resize_mode="border", encode_format="png", encode_quality=1)
+    exact = dataclasses.replace(fast, fast_downscale=False)
+    data = photo(width, height)
+    out_fast = cv2.imdecode(np.frombuffer(ImageProcessor(fast).process(data).data, np.uint8), cv2.IMREAD_COLOR)
+    out_exact = cv2.imdecode(np.frombuffer(ImageProcessor(exact).process(data).data, np.uint8), cv2.IMREAD_COLOR)
+    assert out_fast.shape == out_exact.shape == (256, 256, 3)
+    assert not np.array_equal(out_fast, out_exact)  # the bilinear path was really taken
+    assert psnr(out_fast, out_exact) >= 35.0
+    assert psnr(out_fast, full_decode_reference(data, exact)) >= 35.0

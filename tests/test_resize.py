@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from spark_img2ds.resize import ResizePlan, apply_plan, plan_resize
+from spark_img2ds.resize import ResizePlan, apply_plan, interpolation_for, plan_resize
 
 WHITE = np.array([255, 255, 255], np.uint8)
 
@@ -360,3 +360,33 @@ def test_downscale_uses_downscale_interpolation():
     assert not np.array_equal(area, nearest)
     np.testing.assert_array_equal(apply_plan(img, plan, "nearest", "area"), area)
     np.testing.assert_array_equal(apply_plan(img, plan, "area", "nearest"), nearest)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "fast", "expected"),
+    [
+        ((400, 300), (256, 192), True, cv2.INTER_LINEAR),  # 1.56x: bilinear skips no pixel
+        ((400, 300), (256, 192), False, cv2.INTER_AREA),
+        ((512, 384), (256, 192), True, cv2.INTER_AREA),  # exactly 2x: area
+        ((600, 300), (256, 128), True, cv2.INTER_AREA),  # 2.3x
+        ((300, 600), (200, 290), True, cv2.INTER_AREA),  # 1.5x one way, 2.07x the other
+        ((256, 192), (256, 192), True, cv2.INTER_LANCZOS4),  # not smaller: the upscale choice
+    ],
+)
+def test_interpolation_for_area_downscale(source, target, fast, expected):
+    assert interpolation_for(source, target, "lanczos", "area", fast) == expected
+
+
+def test_fast_downscale_only_replaces_area():
+    assert interpolation_for((400, 300), (256, 192), "lanczos", "cubic", True) == cv2.INTER_CUBIC
+    assert interpolation_for((400, 300), (256, 192), "lanczos", "nearest", True) == cv2.INTER_NEAREST
+
+
+def test_apply_plan_with_fast_downscale_is_bilinear_below_2x():
+    img = pattern(400, 300)
+    plan = plan_resize(400, 300, 256, "keep_ratio_largest", False)
+    linear = cv2.resize(img, (256, 192), interpolation=cv2.INTER_LINEAR)
+    area = cv2.resize(img, (256, 192), interpolation=cv2.INTER_AREA)
+    assert not np.array_equal(linear, area)
+    np.testing.assert_array_equal(apply_plan(img, plan, "lanczos", "area", fast_downscale=True), linear)
+    np.testing.assert_array_equal(apply_plan(img, plan, "lanczos", "area"), area)
