@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from spark_img2ds import keys, storage
+from spark_img2ds.affinity import pinned_cpu
 from spark_img2ds.config import Config
 from spark_img2ds.fetch import Fetcher, FetchError
 from spark_img2ds.image import ImageError, ImageProcessor, extract_exif, hash_bytes
@@ -273,6 +274,7 @@ def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callab
         make_sample = SampleMaker(cfg)
         bump = (lambda: samples_done.add(1)) if samples_done is not None else None
         with (
+            pinned_cpu(cfg.pin_cpus),
             ShardWatchdog(cfg.shard_stall_limit) as watchdog,
             ThreadPoolExecutor(max_workers=cfg.thread_count, thread_name_prefix="img2ds") as pool,
         ):
