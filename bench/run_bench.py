@@ -279,10 +279,10 @@ def machine_info(args: argparse.Namespace, theirs_venv: Path) -> dict:
     }
 
 
-def print_stage_table(per_image: dict[str, float], fetch: str, decode: str, cores: int) -> None:
-    print("\nPer-image CPU cost of each stage, single-threaded, measured in isolation (ms):")
+def print_stage_table(per_image: dict[str, float], fetch: str, decode: str, resize: str, cores: int) -> None:
+    print(f"\nPer-image CPU cost of each stage, single-threaded, measured in isolation (ms; {resize} downscaling):")
     for mode in ("full", "reduced"):
-        costs = stages.pipeline(per_image, mode, fetch)
+        costs = stages.pipeline(per_image, mode, fetch, resize)
         total = sum(costs.values())
         split = ", ".join(f"{k} {1000 * v:.2f} ({100 * v / total:.0f}%)" for k, v in costs.items())
         mark = "  <- acceptance" if mode == decode else ""
@@ -324,9 +324,10 @@ def _main(args: argparse.Namespace) -> int:
     features = stages.detect_package_features()
     decode = features["decode"] if args.ceiling_decode == "auto" else args.ceiling_decode
     fetch = features["fetch"] if args.ceiling_fetch == "auto" else args.ceiling_fetch
+    resize = features["resize"]
     print(
-        f"bench: {cores} processes; spark_img2ds source uses {features['fetch']} and {features['decode']} "
-        f"JPEG decoding; the acceptance ceiling uses {fetch} + {decode} decode",
+        f"bench: {cores} processes; spark_img2ds source uses {features['fetch']}, {features['decode']} "
+        f"JPEG decoding and {resize} downscaling; the acceptance ceiling uses {fetch} + {decode} decode + {resize}",
         flush=True,
     )
 
@@ -359,19 +360,20 @@ def _main(args: argparse.Namespace) -> int:
     print(f"bench: measuring stage costs over {args.stage_sample} images ...", flush=True)
     measured = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage")
     per_image = measured["cpu_s_per_image"]
-    ceil = stages.ceilings(per_image, cores, fetch)
+    ceil = stages.ceilings(per_image, cores, fetch, resize)
     results["stages"] = {
         **measured,
         "ceiling_fetch": fetch,
         "ceiling_decode": decode,
+        "ceiling_resize": resize,
         "ceiling_images_per_s": {k: round(v, 1) for k, v in ceil.items()},
         "acceptance_ceiling": round(ceil[decode], 1),
         "pipelines_ms": {
-            m: {k: round(1000 * v, 3) for k, v in stages.pipeline(per_image, m, fetch).items()}
+            m: {k: round(1000 * v, 3) for k, v in stages.pipeline(per_image, m, fetch, resize).items()}
             for m in ("full", "reduced")
         },
     }
-    print_stage_table(per_image, fetch, decode, cores)
+    print_stage_table(per_image, fetch, decode, resize, cores)
 
     print("\n" + header(), flush=True)
     threads = {"ours": args.ours_threads, "theirs": args.theirs_threads or 32}

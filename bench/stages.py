@@ -56,6 +56,7 @@ def detect_package_features() -> dict[str, str]:
     return {
         "decode": "reduced" if "IMREAD_REDUCED" in src else "full",
         "fetch": "requests" if uses_requests else "urllib3",
+        "resize": "fast" if "fast_downscale" in src and "INTER_LINEAR" in src else "area",
     }
 
 
@@ -88,13 +89,19 @@ def _decode_reduced(data: bytes, fmt: str, factor: int) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED_FLAGS[factor])
 
 
-def resize_border(img: np.ndarray, size: int) -> np.ndarray:
-    """Longest side to size (area when shrinking, lanczos when enlarging), then white padding."""
+def resize_border(img: np.ndarray, size: int, fast: bool = False) -> np.ndarray:
+    """Longest side to size (area when shrinking, lanczos when enlarging), then white padding.
+
+    fast: shrinking by less than 2x is bilinear, as spark_img2ds's fast_downscale does.
+    """
     h, w = img.shape[:2]
     scale = size / max(w, h)
     if scale != 1.0:
         new = (max(1, round(w * scale)), max(1, round(h * scale)))
-        img = cv2.resize(img, new, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4)
+        inter = cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4
+        if fast and 0.5 < scale < 1:
+            inter = cv2.INTER_LINEAR
+        img = cv2.resize(img, new, interpolation=inter)
     h, w = img.shape[:2]
     if w < size or h < size:
         top, left = (size - h) // 2, (size - w) // 2
@@ -236,6 +243,8 @@ def measure(
     )
     cpu["resize_full"] = _timed(lambda: [resize_border(im, image_size) for im in full], reps)
     cpu["resize_reduced"] = _timed(lambda: [resize_border(im, image_size) for im in reduced], reps)
+    cpu["resize_full_fast"] = _timed(lambda: [resize_border(im, image_size, True) for im in full], reps)
+    cpu["resize_reduced_fast"] = _timed(lambda: [resize_border(im, image_size, True) for im in reduced], reps)
     resized = [resize_border(im, image_size) for im in full]
     params = [cv2.IMWRITE_JPEG_QUALITY, 95]
     cpu["encode"] = _timed(lambda: [cv2.imencode(".jpg", im, params) for im in resized], reps)
@@ -258,18 +267,18 @@ def measure(
     }
 
 
-def pipeline(per_image: dict[str, float], decode: str, fetch: str) -> dict[str, float]:
-    """The ceiling's stage costs for one decode mode ('full'/'reduced') and fetch library."""
+def pipeline(per_image: dict[str, float], decode: str, fetch: str, resize: str = "area") -> dict[str, float]:
+    """The ceiling's stage costs for one decode mode ('full'/'reduced'), fetch library and resize ('area'/'fast')."""
     return {
         "fetch": per_image[f"fetch_{fetch}"],
         "decode": per_image[f"decode_{decode}"],
-        "resize": per_image[f"resize_{decode}"],
+        "resize": per_image[f"resize_{decode}" + ("_fast" if resize == "fast" else "")],
         "encode": per_image["encode"],
         "hash": per_image["hash"],
         "write": per_image["write"],
     }
 
 
-def ceilings(per_image: dict[str, float], cores: int, fetch: str) -> dict[str, float]:
+def ceilings(per_image: dict[str, float], cores: int, fetch: str, resize: str = "area") -> dict[str, float]:
     """Ceiling images/s with full and with reduced JPEG decoding."""
-    return {mode: ceiling(pipeline(per_image, mode, fetch), cores) for mode in ("full", "reduced")}
+    return {mode: ceiling(pipeline(per_image, mode, fetch, resize), cores) for mode in ("full", "reduced")}
