@@ -14,10 +14,11 @@ split settings are pinned for the duration of a run (see pinned_split_conf).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from spark_img2ds.reader import BLOCK_COL, FILE_COL
 from spark_img2ds.worker import INDEX_COL, SHARD_COL
@@ -94,25 +95,50 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     return KeyedInput(keyed, total)
 
 
-def partition_slots(spark: SparkSession, n: int) -> dict[int, int] | None:
-    """For each partition p of n, a long that Spark's hash partitioning sends to p.
+def _rotl(x, r: int):
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
 
-    repartition(n, col) places a row in pmod(murmur3(col, seed 42), n), which is what
-    SQL's hash() computes; the smallest candidate per partition is picked in Spark, so
-    only n rows reach the driver. None in the (vanishingly unlikely) case that the
-    candidates miss a partition.
+
+def _mix(h1, k1):
+    k1 = _rotl(k1 * np.uint32(0xCC9E2D51), 15) * np.uint32(0x1B873593)
+    return _rotl(h1 ^ k1, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+
+
+def spark_hash_longs(values: np.ndarray, seed: int = 42) -> np.ndarray:
+    """Spark SQL's hash() of bigint values (Murmur3_x86_32.hashLong), as signed 32-bit ints.
+
+    repartition(n, col) sends a row to pmod(hash(col), n), so this says, without a
+    Spark job, which partition a value lands in.
     """
-    from pyspark.sql import functions as F
+    v = np.asarray(values, dtype=np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.full(v.shape, seed, dtype=np.uint32)
+        h = _mix(h, (v & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        h = _mix(h, (v >> np.uint64(32)).astype(np.uint32))
+        h ^= np.uint32(8)
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+    return h.view(np.int32)
 
-    candidates = int(n * (math.log(n) + 12)) + 64  # coupon collector: ~n ln n draws cover n partitions
-    rows = (
-        spark.range(candidates)
-        .groupBy(F.expr(f"pmod(hash(id), {n})").alias("p"))
-        .agg(F.min("id").alias("slot"))
-        .collect()
-    )
-    slots = {int(r["p"]): int(r["slot"]) for r in rows}
-    return slots if len(slots) == n else None
+
+def partition_slots(n: int, batch: int = 1 << 16, limit: int = 1 << 26) -> dict[int, int] | None:
+    """For each partition p of n, the smallest long that repartition(n, col) sends to p.
+
+    None if the first `limit` longs miss a partition (no case is known).
+    """
+    slots: dict[int, int] = {}
+    for start in range(0, limit, batch):
+        ids = np.arange(start, start + batch, dtype=np.int64)
+        parts = np.mod(spark_hash_longs(ids).astype(np.int64), n)
+        found, first = np.unique(parts, return_index=True)
+        for p, i in zip(found.tolist(), first.tolist(), strict=True):
+            slots.setdefault(p, int(ids[i]))
+        if len(slots) == n:
+            return slots
+    return None
 
 
 def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
@@ -126,7 +152,7 @@ def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
     spark = keyed.sparkSession
     ids = sorted(shard_ids)
     n = max(1, len(ids))
-    slots = partition_slots(spark, n)
+    slots = partition_slots(n)
     if slots is None:
         wanted = spark.createDataFrame([(s,) for s in ids], f"{SHARD_COL} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi").repartitionByRange(n, SHARD_COL)

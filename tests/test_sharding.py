@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
@@ -9,9 +10,24 @@ from spark_img2ds import sharding
 from spark_img2ds.worker import INDEX_COL, SHARD_COL
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_spark_hash_longs_matches_spark_sql_hash(spark):
+    values = [0, 1, 2, 42, -1, -(2**63), 2**63 - 1, 2**31, 2**32 + 7, 123_456_789_012] + list(range(1000, 1500))
+    df = spark.createDataFrame([(v,) for v in values], "v long").select("v", F.hash("v").alias("h"))
+    expected = {r["v"]: r["h"] for r in df.collect()}
+    ours = sharding.spark_hash_longs(np.array(values, dtype=np.int64)).tolist()
+    assert dict(zip(values, ours, strict=True)) == expected
+
+
+def test_partition_slots_are_the_smallest_per_partition():
+    slots = sharding.partition_slots(8)
+    parts = np.mod(sharding.spark_hash_longs(np.arange(max(slots.values()) + 1)).astype(np.int64), 8)
+    assert slots == {p: int(np.flatnonzero(parts == p)[0]) for p in range(8)}
+    assert sharding.partition_slots(1) == {0: 0}
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 1000])
 def test_partition_slots_hash_to_their_partition(spark, n):
-    slots = sharding.partition_slots(spark, n)
+    slots = sharding.partition_slots(n)
     assert slots is not None and sorted(slots) == list(range(n))
     df = spark.createDataFrame([(v,) for v in slots.values()], "slot long").repartition(n, "slot")
     placed = {r["slot"]: r["p"] for r in df.select("slot", F.spark_partition_id().alias("p")).collect()}
