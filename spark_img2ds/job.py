@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from spark_img2ds import __version__, keys, reader, sharding, storage
 from spark_img2ds.config import Config
 from spark_img2ds.errors import ConfigError, Img2dsError
-from spark_img2ds.session import get_session
+from spark_img2ds.session import get_session, warm_python_workers
 from spark_img2ds.stats import ShardStats, merge
 from spark_img2ds.worker import RESULT_DDL, partition_worker
 
@@ -178,6 +178,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
     spark = get_session(cfg, spark)
+    warm_up = warm_python_workers(spark)
     with sharding.pinned_split_conf(spark):
         if isinstance(cfg.url_list, str):
             df = reader.read_input(spark, cfg)
@@ -206,6 +207,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, job_id)
         _wait_for_killed_attempts(spark, job_id)
         _cleanup(fs, root, "failed or duplicate attempts of this run")
+        warm_up.join(30)
 
     failed = sorted(set(todo) - set(written))
     everything = {**previous, **written}

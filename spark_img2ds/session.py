@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from spark_img2ds.config import Config
@@ -14,6 +16,7 @@ LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 LOCAL_TASK_ATTEMPTS = 4  # Spark's spark.task.maxFailures default on a cluster
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 
@@ -63,3 +66,49 @@ def get_session(cfg: Config, spark: SparkSession | None = None) -> SparkSession:
     if not launched_by_submit:  # under spark-submit, the user's log4j settings rule
         session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def _start_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """A warm-up task: import what the download tasks need, then report this worker's pid."""
+    import pyarrow as pa
+
+    import spark_img2ds.worker  # noqa: F401  (cv2, pyarrow, urllib3, fsspec come with it)
+
+    for _ in batches:  # a worker that leaves input unread is not reused
+        pass
+    yield pa.RecordBatch.from_pylist([{"pid": os.getpid()}], pa.schema([("pid", pa.int64())]))
+
+
+class WorkerWarmUp(threading.Thread):
+    """Starts one Python worker per core while the driver plans, so the first shards start at once.
+
+    A fresh worker costs a task about a second (fork, imports). The warm-up is a
+    mapInArrow job like the download job, so its idle workers are the ones the
+    download tasks reuse (Spark keeps separate worker pools for RDD and SQL
+    functions). Best effort: a failure only means the download starts cold.
+    """
+
+    GROUP = "spark_img2ds-warmup"
+
+    def __init__(self, spark: SparkSession) -> None:
+        super().__init__(name="img2ds-warmup", daemon=True)
+        self.spark = spark
+        self.pids: set[int] = set()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            sc = self.spark.sparkContext
+            n = max(1, sc.defaultParallelism)
+            sc.setJobGroup(self.GROUP, "spark_img2ds: start Python workers")
+            rows = self.spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()
+            self.pids = {r["pid"] for r in rows}
+        except BaseException as err:  # noqa: BLE001  (reported to whoever asks, never raised)
+            self.error = err
+
+
+def warm_python_workers(spark: SparkSession) -> WorkerWarmUp:
+    """Start the warm-up in the background and return it."""
+    warm = WorkerWarmUp(spark)
+    warm.start()
+    return warm

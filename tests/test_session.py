@@ -1,0 +1,25 @@
+"""The session helpers against a real local SparkSession."""
+
+from __future__ import annotations
+
+import os
+
+from spark_img2ds.session import WorkerWarmUp, _start_worker, warm_python_workers
+
+
+def test_warm_up_starts_the_workers_that_mapinarrow_tasks_then_use(spark):
+    warm = warm_python_workers(spark)
+    warm.join(120)
+    assert not warm.is_alive() and warm.error is None
+    assert warm.pids and os.getpid() not in warm.pids  # real worker processes, not the driver
+    n = spark.sparkContext.defaultParallelism
+    used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
+    assert used <= warm.pids  # the download tasks would not pay for a fresh worker
+
+
+def test_a_failed_warm_up_is_reported_not_raised(spark):
+    warm = WorkerWarmUp(spark)
+    warm.spark = None  # what a session torn down under it looks like: every call fails
+    warm.start()
+    warm.join(30)
+    assert isinstance(warm.error, AttributeError)
