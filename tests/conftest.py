@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from spark_img2ds.sample_server import SampleServer
+from spark_img2ds.session import local_java_options
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "spark_img2ds" / "demo_data"
 
@@ -103,6 +104,7 @@ def spark():
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "2")
+        .config("spark.driver.extraJavaOptions", local_java_options())
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -1,0 +1,130 @@
+"""The JVM class archive: built by a real run, mapped by later JVMs, never used when incomplete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spark_img2ds import jvm_cache
+
+
+def child_env(cache: Path) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+        **{jvm_cache.CACHE_ENV: str(cache)},
+    )
+    return e
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(jvm_cache.CACHE_ENV, str(folder))
+    return folder
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(jvm_cache.CACHE_ENV, str(tmp_path / "x"))
+    assert jvm_cache.cache_dir() == tmp_path / "x"
+    monkeypatch.delenv(jvm_cache.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert jvm_cache.cache_dir() == tmp_path / "xdg" / "spark_img2ds"
+
+
+def test_archive_key_changes_with_any_jar(tmp_path):
+    java = Path(sys.executable)  # any file stands in for the java binary here
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "a.jar").write_bytes(b"one")
+    first = jvm_cache.archive_key(str(java), jars)
+    assert jvm_cache.archive_key(str(java), jars) == first
+    (jars / "a.jar").write_bytes(b"two!")
+    assert jvm_cache.archive_key(str(java), jars) != first
+    (jars / "b.jar").write_bytes(b"")
+    assert len({first, jvm_cache.archive_key(str(java), jars)}) == 2
+
+
+def test_no_archive_means_no_options(cache):
+    assert jvm_cache.usable_archive() is None
+    assert jvm_cache.java_options(None) == ""
+
+
+@pytest.mark.parametrize("recorded", [None, "12", "not a size"])
+def test_an_archive_without_a_matching_size_record_is_never_used(cache, recorded):
+    """A truncated archive crashes the JVM (SIGBUS), so only a complete, recorded one counts."""
+    archive = jvm_cache.archive_path()
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"x" * 100)
+    if recorded is not None:
+        archive.with_name(archive.name + ".ok").write_text(recorded)
+    assert jvm_cache.usable_archive() is None
+    archive.with_name(archive.name + ".ok").write_text("100")
+    assert jvm_cache.usable_archive() == archive
+
+
+@pytest.mark.slow
+def test_built_archive_is_mapped_by_the_next_local_session(tmp_path):
+    cache = tmp_path / "cache"
+    built = subprocess.run(
+        [sys.executable, "-m", "spark_img2ds.jvm_cache", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=child_env(cache),
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    archives = sorted(cache.glob("spark-*.jsa"))
+    assert len(archives) == 1 and not list(cache.glob("*.tmp-*"))
+    archive = archives[0]
+    assert (cache / (archive.name + ".ok")).read_text() == str(archive.stat().st_size)
+    assert str(archive) in built.stdout
+
+    script = (
+        "from spark_img2ds.config import Config\n"
+        "from spark_img2ds.session import get_session\n"
+        "from spark_img2ds.jvm_cache import usable_archive\n"
+        "spark = get_session(Config(url_list='x', processes_count=2))\n"
+        "jvm = spark.sparkContext._jvm\n"
+        "pid = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()\n"
+        "print('ROWS', spark.range(100).count())\n"
+        "print('MAPPED', str(usable_archive()) in open(f'/proc/{pid}/maps').read())\n"
+        "spark.stop()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env(cache), timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ROWS 100" in proc.stdout and "MAPPED True" in proc.stdout
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "spark_img2ds.jvm_cache", "--if-missing"],
+        capture_output=True,
+        text=True,
+        env=child_env(cache),
+        timeout=60,
+    )
+    assert rerun.returncode == 0 and "(exists)" in rerun.stdout
+
+
+def test_prune_keeps_the_newest_archives(tmp_path):
+    for i in range(5):
+        archive = tmp_path / f"spark-{i}.jsa"
+        archive.write_bytes(b"x")
+        (tmp_path / f"spark-{i}.jsa.ok").write_text("1")
+        os.utime(archive, (1000 + i, 1000 + i))
+    jvm_cache._prune(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "spark-2.jsa",
+        "spark-2.jsa.ok",
+        "spark-3.jsa",
+        "spark-3.jsa.ok",
+        "spark-4.jsa",
+        "spark-4.jsa.ok",
+    ]
