@@ -90,6 +90,14 @@ def _start_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     yield pa.RecordBatch.from_pylist([{"pid": os.getpid()}], pa.schema([("pid", pa.int64())]))
 
 
+def _start_rdd_worker(rows):
+    import spark_img2ds.worker  # noqa: F401
+
+    for _ in rows:
+        pass
+    return [os.getpid()]
+
+
 class WorkerWarmUp(threading.Thread):
     """Starts one Python worker per core while the driver plans, so the first shards start at once.
 
@@ -112,8 +120,7 @@ class WorkerWarmUp(threading.Thread):
             sc = self.spark.sparkContext
             n = max(1, sc.defaultParallelism)
             sc.setJobGroup(self.GROUP, "spark_img2ds: start Python workers")
-            rows = self.spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()
-            self.pids = {r["pid"] for r in rows}
+            self.pids = set(sc.parallelize(range(n), n).mapPartitions(_start_rdd_worker).collect())
         except BaseException as err:  # noqa: BLE001  (reported to whoever asks, never raised)
             self.error = err
 

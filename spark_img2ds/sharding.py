@@ -33,6 +33,9 @@ SPLIT_CONF = {
     "spark.sql.files.maxPartitionBytes": str(128 * 1024 * 1024),
     "spark.sql.files.openCostInBytes": str(4 * 1024 * 1024),
     "spark.sql.files.minPartitionNum": "1",
+    # Not about splits: with it on, SQL and RDD Python workers are pooled apart, and the
+    # download tasks could not reuse the workers the warm-up started (session.WorkerWarmUp).
+    "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled": "false",
 }
 
 
