@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from typing import Any
 
 import pyarrow as pa
 
 from spark_img2ds.storage import join, write_committed
 from spark_img2ds.writers.base import ShardWriter, sample_json
-
-# Fixed member metadata so that the same shard always gives the same bytes.
-TAR_MTIME = 0
-TAR_MODE = 0o644
-
-
-def tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = TAR_MTIME
-    info.mode = TAR_MODE
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+from spark_img2ds.writers.tar import TarStream
 
 
 class WebDatasetWriter(ShardWriter):
@@ -32,13 +17,13 @@ class WebDatasetWriter(ShardWriter):
     name = "webdataset"
 
     def open_outputs(self) -> None:
-        self.tar = tarfile.open(fileobj=self.open(f"{self.shard}.tar"), mode="w|", format=tarfile.USTAR_FORMAT)
+        self.tar = TarStream(self.open(f"{self.shard}.tar"))
 
     def write_sample(self, key: str, image: bytes, caption: str | None, meta: dict[str, Any]) -> None:
-        tar_member(self.tar, f"{key}.{self.image_ext}", image)
-        tar_member(self.tar, f"{key}.json", sample_json(meta))
+        self.tar.add(f"{key}.{self.image_ext}", image)
+        self.tar.add(f"{key}.json", sample_json(meta))
         if self.cfg.caption_col:
-            tar_member(self.tar, f"{key}.txt", (caption or "").encode())
+            self.tar.add(f"{key}.txt", (caption or "").encode())
 
     def finish(self) -> None:
         self.tar.close()
