@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import os
 
+from spark_img2ds import sharding
 from spark_img2ds.session import WorkerWarmUp, _start_worker, warm_python_workers
 
 
-def test_warm_up_starts_the_workers_that_mapinarrow_tasks_then_use(spark):
+def test_warm_up_starts_the_workers_that_the_download_tasks_then_use(spark):
     warm = warm_python_workers(spark)
     warm.join(120)
     assert not warm.is_alive() and warm.error is None
     assert warm.pids and os.getpid() not in warm.pids  # real worker processes, not the driver
     n = spark.sparkContext.defaultParallelism
-    used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
+    with sharding.pinned_split_conf(spark):  # the settings a run holds while its jobs run
+        used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
     assert used <= warm.pids  # the download tasks would not pay for a fresh worker
+
+
+def test_without_the_run_settings_sql_tasks_would_start_their_own_workers(spark):
+    """Why the run turns simplified tracebacks off: the two worker pools are apart otherwise."""
+    warm = warm_python_workers(spark)
+    warm.join(120)
+    n = spark.sparkContext.defaultParallelism
+    used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
+    assert not used & warm.pids
 
 
 def test_a_failed_warm_up_is_reported_not_raised(spark):
