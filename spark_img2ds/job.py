@@ -207,7 +207,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, job_id)
         _wait_for_killed_attempts(spark, job_id)
         _cleanup(fs, root, "failed or duplicate attempts of this run")
-        warm_up.join(30)
+        warm_up.finish()
 
     failed = sorted(set(todo) - set(written))
     everything = {**previous, **written}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -123,6 +124,13 @@ class WorkerWarmUp(threading.Thread):
             self.pids = set(sc.parallelize(range(n), n).mapPartitions(_start_rdd_worker).collect())
         except BaseException as err:  # noqa: BLE001  (reported to whoever asks, never raised)
             self.error = err
+
+    def finish(self, timeout: float = 2.0) -> None:
+        """Wait briefly for the warm-up, then cancel it if it is still queued (a run never waits on it)."""
+        self.join(timeout)
+        if self.is_alive():
+            with contextlib.suppress(Exception):
+                self.spark.sparkContext.cancelJobGroup(self.GROUP)
 
 
 def warm_python_workers(spark: SparkSession) -> WorkerWarmUp:
