@@ -23,6 +23,12 @@ def child_env(cache: Path) -> dict[str, str]:
     return e
 
 
+def run_module(cache: Path, *args: str) -> subprocess.CompletedProcess:
+    """python -m spark_img2ds.jvm_cache, as make runs it, with its cache in `cache`."""
+    cmd = [sys.executable, "-m", "spark_img2ds.jvm_cache", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=child_env(cache), timeout=600)
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
@@ -72,13 +78,7 @@ def test_an_archive_without_a_matching_size_record_is_never_used(cache, recorded
 @pytest.mark.slow
 def test_built_archive_is_mapped_by_the_next_local_session(tmp_path):
     cache = tmp_path / "cache"
-    built = subprocess.run(
-        [sys.executable, "-m", "spark_img2ds.jvm_cache", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=child_env(cache),
-        timeout=600,
-    )
+    built = run_module(cache, "--quiet")
     assert built.returncode == 0, built.stderr[-2000:]
     archives = sorted(cache.glob("spark-*.jsa"))
     assert len(archives) == 1 and not list(cache.glob("*.tmp-*"))
@@ -103,13 +103,7 @@ def test_built_archive_is_mapped_by_the_next_local_session(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ROWS 100" in proc.stdout and "MAPPED True" in proc.stdout
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "spark_img2ds.jvm_cache", "--if-missing"],
-        capture_output=True,
-        text=True,
-        env=child_env(cache),
-        timeout=60,
-    )
+    rerun = run_module(cache, "--if-missing")
     assert rerun.returncode == 0 and "(exists)" in rerun.stdout
 
 
