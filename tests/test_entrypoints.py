@@ -27,17 +27,21 @@ def test_console_script_writes_a_dataset(server, tmp_path):
     urls = tmp_path / "u.txt"
     urls.write_text(f"{server.url}/img/china.jpg\n{server.url}/status/404\n")
     out = tmp_path / "out"
+    local_dirs = tmp_path / "spark-local"
+    local_dirs.mkdir()
     proc = subprocess.run(
         [str(BIN / "spark-img2ds"), str(urls), "--output_folder", str(out), "--output_format=webdataset"]
         + ["--image_size", "32", "--processes_count", "2", "--allow_private_networks"],
         capture_output=True,
         text=True,
-        env=env(),
+        env={**env(), "SPARK_LOCAL_DIRS": str(local_dirs)},
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "samples: 2 total, 1 success, 1 failed to download" in proc.stdout
     assert (out / "00000.tar").exists() and (out / "_SUCCESS").exists()
+    # The command stops Spark itself before it exits: its scratch folders are gone.
+    assert not list(local_dirs.iterdir())
 
 
 def test_console_script_missing_input_is_one_line_before_spark(tmp_path):
