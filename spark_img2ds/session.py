@@ -81,7 +81,10 @@ def get_session(cfg: Config, spark: SparkSession | None = None, java_options: st
 
 
 def _start_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """A warm-up task: import what the download tasks need, then report this worker's pid."""
+    """A mapInArrow task that imports what the download tasks need and reports its worker's pid.
+
+    The tests use it to see which workers SQL tasks run in.
+    """
     import pyarrow as pa
 
     import spark_img2ds.worker  # noqa: F401  (cv2, pyarrow, urllib3, fsspec come with it)
@@ -91,7 +94,8 @@ def _start_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
     yield pa.RecordBatch.from_pylist([{"pid": os.getpid()}], pa.schema([("pid", pa.int64())]))
 
 
-def _start_rdd_worker(rows):
+def _start_rdd_worker(rows: Iterator[int]) -> list[int]:
+    """The warm-up task: import what the download tasks need, then report this worker's pid."""
     import spark_img2ds.worker  # noqa: F401
 
     for _ in rows:
@@ -103,9 +107,10 @@ class WorkerWarmUp(threading.Thread):
     """Starts one Python worker per core while the driver plans, so the first shards start at once.
 
     A fresh worker costs a task about a second (fork, imports). The warm-up is a
-    mapInArrow job like the download job, so its idle workers are the ones the
-    download tasks reuse (Spark keeps separate worker pools for RDD and SQL
-    functions). Best effort: a failure only means the download starts cold.
+    small RDD job, quick to submit; the download's mapInArrow tasks reuse its idle
+    workers because a run turns off simplified tracebacks, the one difference in
+    worker environment that makes Spark pool SQL and RDD workers apart
+    (sharding.SPLIT_CONF). Best effort: a failure only means the download starts cold.
     """
 
     GROUP = "spark_img2ds-warmup"
