@@ -17,7 +17,6 @@ LOCAL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 LOCAL_TASK_ATTEMPTS = 4  # Spark's spark.task.maxFailures default on a cluster
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 
@@ -78,20 +77,6 @@ def get_session(cfg: Config, spark: SparkSession | None = None, java_options: st
     if not launched_by_submit:  # under spark-submit, the user's log4j settings rule
         session.sparkContext.setLogLevel("WARN")
     return session
-
-
-def _start_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """A mapInArrow task that imports what the download tasks need and reports its worker's pid.
-
-    The tests use it to see which workers SQL tasks run in.
-    """
-    import pyarrow as pa
-
-    import spark_img2ds.worker  # noqa: F401  (cv2, pyarrow, urllib3, fsspec come with it)
-
-    for _ in batches:  # a worker that leaves input unread is not reused
-        pass
-    yield pa.RecordBatch.from_pylist([{"pid": os.getpid()}], pa.schema([("pid", pa.int64())]))
 
 
 def _start_rdd_worker(rows: Iterator[int]) -> list[int]:

@@ -5,7 +5,21 @@ from __future__ import annotations
 import os
 
 from spark_img2ds import sharding
-from spark_img2ds.session import WorkerWarmUp, _start_worker, warm_python_workers
+from spark_img2ds.session import WorkerWarmUp, warm_python_workers
+
+
+def sql_worker_pids(spark) -> set[int]:
+    """The pids of the Python workers a mapInArrow job (the download's kind) runs in."""
+
+    def report_pid(batches):  # local, so Spark ships it by value: the workers cannot import this module
+        import pyarrow as pa
+
+        for _ in batches:  # a worker that leaves input unread is not reused
+            pass
+        yield pa.RecordBatch.from_pylist([{"pid": os.getpid()}], pa.schema([("pid", pa.int64())]))
+
+    n = spark.sparkContext.defaultParallelism
+    return {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(report_pid, "pid long").collect()}
 
 
 def test_warm_up_starts_the_workers_that_the_download_tasks_then_use(spark):
@@ -13,9 +27,8 @@ def test_warm_up_starts_the_workers_that_the_download_tasks_then_use(spark):
     warm.join(120)
     assert not warm.is_alive() and warm.error is None
     assert warm.pids and os.getpid() not in warm.pids  # real worker processes, not the driver
-    n = spark.sparkContext.defaultParallelism
     with sharding.pinned_split_conf(spark):  # the settings a run holds while its jobs run
-        used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
+        used = sql_worker_pids(spark)
     assert used <= warm.pids  # the download tasks would not pay for a fresh worker
 
 
@@ -23,9 +36,7 @@ def test_without_the_run_settings_sql_tasks_would_start_their_own_workers(spark)
     """Why the run turns simplified tracebacks off: the two worker pools are apart otherwise."""
     warm = warm_python_workers(spark)
     warm.join(120)
-    n = spark.sparkContext.defaultParallelism
-    used = {r["pid"] for r in spark.range(0, n, 1, n).mapInArrow(_start_worker, "pid long").collect()}
-    assert not used & warm.pids
+    assert not sql_worker_pids(spark) & warm.pids
 
 
 def test_a_failed_warm_up_is_reported_not_raised(spark):
