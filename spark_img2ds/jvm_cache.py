@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump_to:
         _workload(args.dump_to)
         return 0
-    if args.if_missing and usable_archive() is not None:
-        print(f"JVM class archive: {usable_archive()} (exists)")
+    existing = usable_archive() if args.if_missing else None
+    if existing is not None:
+        print(f"JVM class archive: {existing} (exists)")
         return 0
     try:
         build(args.quiet)
