@@ -23,10 +23,10 @@ def child_env(cache: Path) -> dict[str, str]:
     return e
 
 
-def run_module(cache: Path, *args: str) -> subprocess.CompletedProcess:
+def run_module(cache: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """python -m spark_img2ds.jvm_cache, as make runs it, with its cache in `cache`."""
     cmd = [sys.executable, "-m", "spark_img2ds.jvm_cache", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=child_env(cache), timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env={**child_env(cache), **(env or {})}, timeout=600)
 
 
 @pytest.fixture
@@ -122,3 +122,21 @@ def test_prune_keeps_the_newest_archives(tmp_path):
         "spark-4.jsa",
         "spark-4.jsa.ok",
     ]
+
+
+def test_a_failed_build_says_so_and_leaves_no_archive(tmp_path):
+    """A Spark that cannot start (SPARK_HOME without spark-submit): exit 1, one clear line, nothing kept."""
+    cache = tmp_path / "cache"
+    broken_home = tmp_path / "spark"
+    (broken_home / "jars").mkdir(parents=True)
+    env = {**child_env(cache), "SPARK_HOME": str(broken_home)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "spark_img2ds.jvm_cache", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "no archive was written" in proc.stderr
+    assert not list(cache.glob("*")) if cache.exists() else True

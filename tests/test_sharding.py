@@ -56,3 +56,8 @@ def test_rows_arrive_sorted_by_index_within_a_partition(spark):
     for part in parts:
         indices = [r[INDEX_COL] for r in part]
         assert indices == sorted(indices) and len(indices) == 100
+
+
+def test_partition_slots_give_up_when_the_search_misses_a_partition():
+    assert sharding.partition_slots(1000, batch=16, limit=64) is None  # 64 values cannot cover 1000 partitions
+    assert sharding.partition_slots(4, batch=16, limit=64) is not None

@@ -74,3 +74,9 @@ def test_header_is_one_block_with_a_valid_checksum():
 def test_names_ustar_cannot_hold_are_refused(name):
     with pytest.raises(ValueError, match="too long"):
         ustar_header(name, 1)
+
+
+def test_members_ustar_cannot_size_are_refused():
+    assert len(ustar_header("big", 8**11 - 1)) == BLOCK
+    with pytest.raises(ValueError, match="too large"):
+        ustar_header("big", 8**11)
