@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 ROW_ID = "_img2ds_row"
 SLOT = "_img2ds_slot"
 BASE = "_img2ds_base"
+SLOT_MAP_LIMIT = 4096
 SPLIT_CONF = {
     "spark.sql.files.maxPartitionBytes": str(128 * 1024 * 1024),
     "spark.sql.files.openCostInBytes": str(4 * 1024 * 1024),
@@ -75,23 +76,35 @@ def split_offsets(groups: list[tuple[str, int, int, int]]) -> list[tuple[str, in
 
 
 def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
-    """Add SHARD_COL and INDEX_COL to every row, deterministically from input order."""
+    """Add SHARD_COL and INDEX_COL to every row, deterministically from input order.
+
+    Input read as one split (a file up to 128 MB, any gzipped file, a one-partition
+    DataFrame) is numbered by its row id alone, after a plain count: the per-split
+    counts, their offsets and the join that adds them cost a first run about a
+    second of Spark planning for nothing.
+    """
     from pyspark.sql import functions as F
 
     spark = df.sparkSession
     df = df.withColumn(ROW_ID, F.monotonically_increasing_id())
+    if df.rdd.getNumPartitions() == 1:
+        return _keyed(df, F.col(ROW_ID), number_sample_per_shard, df.count())
     counts = (
         df.groupBy(FILE_COL, BLOCK_COL).agg(F.count(F.lit(1)).alias("rows"), F.min(ROW_ID).alias("first")).collect()
     )
     groups = [(r[FILE_COL], int(r[BLOCK_COL]), int(r["rows"]), int(r["first"])) for r in counts]
-    total = sum(g[2] for g in groups)
     bases = spark.createDataFrame(
         split_offsets(groups) or [("", -1, 0)], f"{FILE_COL} string, {BLOCK_COL} long, {BASE} long"
     )
-    position = F.col(BASE) + F.col(ROW_ID)
+    joined = df.join(F.broadcast(bases), [FILE_COL, BLOCK_COL])
+    return _keyed(joined, F.col(BASE) + F.col(ROW_ID), number_sample_per_shard, sum(g[2] for g in groups))
+
+
+def _keyed(df: DataFrame, position, number_sample_per_shard: int, total: int) -> KeyedInput:
+    from pyspark.sql import functions as F
+
     keyed = (
-        df.join(F.broadcast(bases), [FILE_COL, BLOCK_COL])
-        .withColumn(SHARD_COL, F.floor(position / F.lit(number_sample_per_shard)).cast("long"))
+        df.withColumn(SHARD_COL, F.floor(position / F.lit(number_sample_per_shard)).cast("long"))
         .withColumn(INDEX_COL, (position % F.lit(number_sample_per_shard)).cast("long"))
         .drop(FILE_COL, BLOCK_COL, ROW_ID, BASE)
     )
@@ -144,11 +157,13 @@ def partition_slots(n: int, batch: int = 1 << 16, limit: int = 1 << 26) -> dict[
     return None
 
 
-def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
+def shards_to_run(keyed: DataFrame, shard_ids: list[int], map_limit: int = SLOT_MAP_LIMIT) -> DataFrame:
     """The rows of the given shards, each shard alone in its own Spark partition, sorted for streaming.
 
     One shard per task keeps every core busy until the last shards; a range
     partitioning would sometimes put two shards in one task and none in another.
+    Up to map_limit shards, the shard -> slot table is a literal map in the plan,
+    which costs no Spark job; more would bloat every task, and are joined.
     """
     from pyspark.sql import functions as F
 
@@ -159,6 +174,10 @@ def shards_to_run(keyed: DataFrame, shard_ids: list[int]) -> DataFrame:
     if slots is None:
         wanted = spark.createDataFrame([(s,) for s in ids], f"{SHARD_COL} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi").repartitionByRange(n, SHARD_COL)
+    elif len(ids) <= map_limit:
+        pairs = ", ".join(f"{s}L, {slots[i]}L" for i, s in enumerate(ids)) or "0L, 0L"
+        slot = F.expr(f"try_element_at(map({pairs}), {SHARD_COL})")
+        rows = keyed.withColumn(SLOT, slot).where(F.col(SLOT).isNotNull()).repartition(n, SLOT).drop(SLOT)
     else:
         wanted = spark.createDataFrame([(s, slots[i]) for i, s in enumerate(ids)], f"{SHARD_COL} long, {SLOT} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL).repartition(n, SLOT).drop(SLOT)

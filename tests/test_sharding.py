@@ -7,6 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from spark_img2ds import sharding
+from spark_img2ds.reader import BLOCK_COL, FILE_COL
 from spark_img2ds.worker import INDEX_COL, SHARD_COL
 
 
@@ -34,13 +35,14 @@ def test_partition_slots_hash_to_their_partition(spark, n):
     assert {p: placed[slot] for p, slot in slots.items()} == {p: p for p in range(n)}
 
 
+@pytest.mark.parametrize("map_limit", [sharding.SLOT_MAP_LIMIT, 0], ids=["literal-map", "broadcast-join"])
 @pytest.mark.parametrize(("rows", "per_shard", "wanted"), [(20_000, 2_500, None), (95, 10, [1, 4, 5, 9])])
-def test_each_shard_gets_a_partition_of_its_own(spark, rows, per_shard, wanted):
+def test_each_shard_gets_a_partition_of_its_own(spark, rows, per_shard, wanted, map_limit):
     keyed = spark.range(rows).select(
         (F.col("id") / per_shard).cast("long").alias(SHARD_COL), (F.col("id") % per_shard).alias(INDEX_COL)
     )
     shard_ids = wanted or list(range(-(-rows // per_shard)))
-    out = sharding.shards_to_run(keyed, shard_ids)
+    out = sharding.shards_to_run(keyed, shard_ids, map_limit)
     assert out.rdd.getNumPartitions() == len(shard_ids)
     per_partition = (
         out.groupBy(F.spark_partition_id().alias("p")).agg(F.collect_set(SHARD_COL).alias("shards")).collect()
@@ -61,3 +63,23 @@ def test_rows_arrive_sorted_by_index_within_a_partition(spark):
 def test_partition_slots_give_up_when_the_search_misses_a_partition():
     assert sharding.partition_slots(1000, batch=16, limit=64) is None  # 64 values cannot cover 1000 partitions
     assert sharding.partition_slots(4, batch=16, limit=64) is not None
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_rows_are_numbered_in_input_order_with_one_split_or_several(spark, partitions):
+    per_shard = 7
+    df = spark.range(0, 50, 1, partitions).select(
+        "id", F.lit("f").alias(FILE_COL), F.spark_partition_id().cast("long").alias(BLOCK_COL)
+    )
+    keyed = sharding.assign_shards(df, per_shard)
+    assert keyed.total_rows == 50
+    got = {r["id"]: (r[SHARD_COL], r[INDEX_COL]) for r in keyed.df.collect()}
+    assert got == {i: divmod(i, per_shard) for i in range(50)}
+    assert set(keyed.df.columns) == {"id", SHARD_COL, INDEX_COL}
+
+
+def test_shards_not_asked_for_are_left_out_by_the_literal_map(spark):
+    shard = (F.col("id") / 10).cast("long").alias(SHARD_COL)
+    rows = sharding.shards_to_run(spark.range(40).select(shard, (F.col("id") % 10).alias(INDEX_COL)), [2]).collect()
+    assert sorted(r[INDEX_COL] for r in rows) == list(range(10))
+    assert {r[SHARD_COL] for r in rows} == {2}
