@@ -13,6 +13,7 @@ exact size, and both are renamed into place after the dumping JVM has exited.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -82,10 +83,14 @@ def usable_archive() -> Path | None:
         archive = archive_path()
         if archive is None:
             return None
-        expected = _ok_file(archive).read_text().strip()
-        return archive if expected == str(archive.stat().st_size) else None
+        ok = _ok_file(archive)
+        if ok.read_text().strip() != str(archive.stat().st_size):
+            return None
     except (OSError, ValueError):
         return None
+    with contextlib.suppress(OSError):  # a read-only cache still serves; it just keeps no record of use
+        os.utime(ok)  # the .ok's mtime says when the archive was last used: pruning keeps those in use
+    return archive
 
 
 def java_options(archive: Path | None) -> str:
@@ -137,9 +142,22 @@ def _workload(dump_to: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _last_used(archive: Path) -> float:
+    """When the archive was built or last mapped by a session (its .ok file is touched on use)."""
+    try:
+        used = _ok_file(archive).stat().st_mtime
+    except OSError:
+        used = 0.0
+    return max(archive.stat().st_mtime, used)
+
+
 def _prune(folder: Path, keep: int) -> None:
-    """Remove all but the `keep` most recently built archives (other venvs or versions)."""
-    archives = sorted(folder.glob("spark-*.jsa"), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Remove all but the `keep` most recently built or used archives (other venvs or versions).
+
+    By use, not by build: fresh clones building their own archives must not evict the
+    one a long-lived checkout keeps using (that happened, and its runs started 2-3 s slower).
+    """
+    archives = sorted(folder.glob("spark-*.jsa"), key=_last_used, reverse=True)
     for old in archives[keep:]:
         old.unlink(missing_ok=True)
         _ok_file(old).unlink(missing_ok=True)

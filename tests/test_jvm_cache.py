@@ -140,3 +140,32 @@ def test_a_failed_build_says_so_and_leaves_no_archive(tmp_path):
     assert proc.returncode == 1
     assert "no archive was written" in proc.stderr
     assert not list(cache.glob("*")) if cache.exists() else True
+
+
+def test_prune_keeps_an_old_archive_that_is_still_in_use(tmp_path):
+    for i in range(5):
+        archive = tmp_path / f"spark-{i}.jsa"
+        archive.write_bytes(b"x")
+        (tmp_path / f"spark-{i}.jsa.ok").write_text("1")
+        os.utime(archive, (1000 + i, 1000 + i))
+        os.utime(tmp_path / f"spark-{i}.jsa.ok", (1000 + i, 1000 + i))
+    os.utime(tmp_path / "spark-0.jsa.ok", (2000, 2000))  # the oldest build, mapped by a session since
+    jvm_cache._prune(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.glob("*.jsa")) == ["spark-0.jsa", "spark-3.jsa", "spark-4.jsa"]
+
+
+def test_using_the_archive_records_the_use(cache):
+    archive = jvm_cache.archive_path()
+    if archive is None:
+        pytest.skip("no Java or Spark jars")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(b"archive")
+    ok = archive.with_name(archive.name + ".ok")
+    ok.write_text(str(len(b"archive")))
+    os.utime(ok, (1000, 1000))
+    assert jvm_cache.usable_archive() == archive
+    assert ok.stat().st_mtime > 1000
+    ok.write_text("999")  # a size that does not match: not used, and not recorded as used
+    os.utime(ok, (1000, 1000))
+    assert jvm_cache.usable_archive() is None
+    assert ok.stat().st_mtime == 1000
