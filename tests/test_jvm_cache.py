@@ -107,12 +107,16 @@ def test_built_archive_is_mapped_by_the_next_local_session(tmp_path):
     assert rerun.returncode == 0 and "(exists)" in rerun.stdout
 
 
+def fake_archives(folder: Path, n: int) -> None:
+    """n archives with their .ok files, archive i built (and last used) at time 1000 + i."""
+    for i in range(n):
+        for path in (folder / f"spark-{i}.jsa", folder / f"spark-{i}.jsa.ok"):
+            path.write_text("1")
+            os.utime(path, (1000 + i, 1000 + i))
+
+
 def test_prune_keeps_the_newest_archives(tmp_path):
-    for i in range(5):
-        archive = tmp_path / f"spark-{i}.jsa"
-        archive.write_bytes(b"x")
-        (tmp_path / f"spark-{i}.jsa.ok").write_text("1")
-        os.utime(archive, (1000 + i, 1000 + i))
+    fake_archives(tmp_path, 5)
     jvm_cache._prune(tmp_path, keep=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "spark-2.jsa",
@@ -143,12 +147,7 @@ def test_a_failed_build_says_so_and_leaves_no_archive(tmp_path):
 
 
 def test_prune_keeps_an_old_archive_that_is_still_in_use(tmp_path):
-    for i in range(5):
-        archive = tmp_path / f"spark-{i}.jsa"
-        archive.write_bytes(b"x")
-        (tmp_path / f"spark-{i}.jsa.ok").write_text("1")
-        os.utime(archive, (1000 + i, 1000 + i))
-        os.utime(tmp_path / f"spark-{i}.jsa.ok", (1000 + i, 1000 + i))
+    fake_archives(tmp_path, 5)
     os.utime(tmp_path / "spark-0.jsa.ok", (2000, 2000))  # the oldest build, mapped by a session since
     jvm_cache._prune(tmp_path, keep=3)
     assert sorted(p.name for p in tmp_path.glob("*.jsa")) == ["spark-0.jsa", "spark-3.jsa", "spark-4.jsa"]
