@@ -24,7 +24,7 @@ from spark_img2ds.reader import BLOCK_COL, FILE_COL
 from spark_img2ds.worker import INDEX_COL, SHARD_COL
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 ROW_ID = "_img2ds_row"
 SLOT = "_img2ds_slot"
@@ -100,7 +100,7 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     return _keyed(joined, F.col(BASE) + F.col(ROW_ID), number_sample_per_shard, sum(g[2] for g in groups))
 
 
-def _keyed(df: DataFrame, position, number_sample_per_shard: int, total: int) -> KeyedInput:
+def _keyed(df: DataFrame, position: Column, number_sample_per_shard: int, total: int) -> KeyedInput:
     from pyspark.sql import functions as F
 
     keyed = (
@@ -175,7 +175,8 @@ def shards_to_run(keyed: DataFrame, shard_ids: list[int], map_limit: int = SLOT_
         wanted = spark.createDataFrame([(s,) for s in ids], f"{SHARD_COL} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi").repartitionByRange(n, SHARD_COL)
     elif len(ids) <= map_limit:
-        pairs = ", ".join(f"{s}L, {slots[i]}L" for i, s in enumerate(ids)) or "0L, 0L"
+        # Shard ids are never negative: with no shard asked for, the one key matches no row.
+        pairs = ", ".join(f"{s}L, {slots[i]}L" for i, s in enumerate(ids)) or "-1L, 0L"
         slot = F.expr(f"try_element_at(map({pairs}), {SHARD_COL})")
         rows = keyed.withColumn(SLOT, slot).where(F.col(SLOT).isNotNull()).repartition(n, SLOT).drop(SLOT)
     else:

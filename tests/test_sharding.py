@@ -83,3 +83,4 @@ def test_shards_not_asked_for_are_left_out_by_the_literal_map(spark):
     rows = sharding.shards_to_run(spark.range(40).select(shard, (F.col("id") % 10).alias(INDEX_COL)), [2]).collect()
     assert sorted(r[INDEX_COL] for r in rows) == list(range(10))
     assert {r[SHARD_COL] for r in rows} == {2}
+    assert sharding.shards_to_run(spark.range(40).select(shard, F.lit(0).alias(INDEX_COL)), []).count() == 0
