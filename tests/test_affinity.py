@@ -86,3 +86,12 @@ def test_a_killed_holder_releases_its_cpu(tmp_path):
         victim.wait(10)
         with pinned_cpu(True, str(tmp_path)) as cpu:
             assert cpu == victim_cpu
+
+
+def test_a_lock_folder_that_cannot_be_made_runs_unpinned(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a file where the folder should be: makedirs fails
+    before = os.sched_getaffinity(0)
+    with pinned_cpu(True, locks=str(blocker / "locks")) as cpu:
+        assert cpu is None
+        assert os.sched_getaffinity(0) == before

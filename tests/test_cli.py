@@ -6,10 +6,11 @@ import math
 import subprocess
 import sysconfig
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from spark_img2ds.cli import build_parser, config_from_args, main
+from spark_img2ds.cli import build_parser, config_from_args, main, stop_before_exit
 from spark_img2ds.config import Config, option_fields
 from spark_img2ds.errors import ConfigError
 
@@ -377,3 +378,20 @@ def test_console_script_bad_value_is_one_line_without_traceback(tmp_path):
     assert proc.stderr.startswith("spark-img2ds: error: image_size must be a positive integer")
     assert proc.stdout == ""
     assert not out_dir.exists()
+
+
+class _StoppedSession:
+    """What getActiveSession can hand back when its context was stopped already: no JVM side."""
+
+    def __init__(self) -> None:
+        self.sparkContext = SimpleNamespace(_jsc=None)
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_session_without_its_jvm_side_is_stopped_the_ordinary_way():
+    session = _StoppedSession()
+    stop_before_exit(session)
+    assert session.stopped

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 from spark_img2ds import sharding
 from spark_img2ds.session import WorkerWarmUp, warm_python_workers
@@ -45,3 +47,32 @@ def test_a_failed_warm_up_is_reported_not_raised(spark):
     warm.start()
     warm.join(30)
     assert isinstance(warm.error, AttributeError)
+
+
+def test_finish_cancels_a_warm_up_still_queued_behind_busy_slots(spark, tmp_path):
+    """A run never waits for its warm-up: one still queued when the run ends is cancelled."""
+    sc = spark.sparkContext
+    n = sc.defaultParallelism
+    marks = str(tmp_path)
+
+    def hold_slot(i: int) -> None:
+        open(os.path.join(marks, f"running-{i}"), "w").close()
+        time.sleep(8)
+
+    def hold_all_slots() -> None:
+        sc.setJobGroup("test-blocker", "holds every task slot")
+        sc.parallelize(range(n), n).foreach(hold_slot)
+
+    blocker = threading.Thread(target=hold_all_slots, daemon=True)
+    blocker.start()
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("running-*"))) < n:
+        assert time.monotonic() < deadline, "the blocking job never took the slots"
+        time.sleep(0.05)
+    warm = warm_python_workers(spark)
+    started = time.monotonic()
+    warm.finish(timeout=0.3)
+    warm.join(5)
+    assert not warm.is_alive() and time.monotonic() - started < 5  # well before the slots free up
+    assert warm.error is not None and not warm.pids  # cancelled, not completed
+    blocker.join(30)
