@@ -92,7 +92,7 @@ class Config:
     url_col: str = _opt("url", "column holding the URL")
     caption_col: str | None = _opt(None, "column holding the caption")
     bbox_col: str | None = _opt(None, "column of boxes to blur (not supported yet)")
-    thread_count: int = _opt(256, "download threads per Spark task")
+    thread_count: int = _opt(256, "downloads in flight per Spark task, as in img2dataset")
     number_sample_per_shard: int = _opt(10000, "samples per output shard")
     extract_exif: bool = _opt(True, "store EXIF tags as a JSON string in the 'exif' column")
     save_additional_columns: list[str] | None = _opt(None, "extra input columns to keep in the metadata")

@@ -45,6 +45,9 @@ RESULT_SCHEMA = pa.schema(
 )
 RESULT_DDL = "shard_id long, ok boolean, stats string, error string"
 WINDOW_PER_THREAD = 4
+# Threads beyond thread_count, so that decoding and encoding never hold a download slot.
+# Each Python worker is pinned to one core, so two cover the image work it can do at once.
+PROCESSING_THREADS = 2
 HEARTBEAT_SECONDS = 15.0
 
 
@@ -64,11 +67,22 @@ class Sample:
     nbytes: int = 0
 
 
+def pool_size(cfg: Config) -> int:
+    """Threads of a task's pool: thread_count downloading, PROCESSING_THREADS more for image work."""
+    return cfg.thread_count + PROCESSING_THREADS
+
+
 class SampleMaker:
-    """URL in, Sample out: fetch, opt-out check, decode, resize, encode, hash, EXIF."""
+    """URL in, Sample out: fetch, opt-out check, decode, resize, encode, hash, EXIF.
+
+    As in img2dataset, thread_count is the number of downloads in flight: a thread holds a
+    download slot only while it fetches, and the pool has a few more threads than slots,
+    so a slow network always has thread_count requests open while images are processed.
+    """
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.download_slots = threading.BoundedSemaphore(cfg.thread_count)
         self.fetcher = Fetcher(
             timeout=cfg.timeout,
             retries=cfg.retries,
@@ -82,7 +96,8 @@ class SampleMaker:
         if url is None or not url.strip():
             return Sample("failed_to_download", "missing url")
         try:
-            data = self.fetcher.fetch(url.strip())
+            with self.download_slots:
+                data = self.fetcher.fetch(url.strip())
         except FetchError as err:
             return Sample("failed_to_download", str(err))
         try:
@@ -200,7 +215,7 @@ def run_shard(
     try:
         writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
         todo = iter(range(len(urls)))
-        window = max(1, cfg.thread_count * WINDOW_PER_THREAD)
+        window = max(1, pool_size(cfg) * WINDOW_PER_THREAD)
 
         def submit_next() -> None:
             i = next(todo, None)
@@ -293,9 +308,9 @@ def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callab
         with (
             pinned_cpu(cfg.pin_cpus),
             ShardWatchdog(cfg.shard_stall_limit) as watchdog,
-            ThreadPoolExecutor(max_workers=cfg.thread_count, thread_name_prefix="img2ds") as pool,
+            ThreadPoolExecutor(max_workers=pool_size(cfg), thread_name_prefix="img2ds") as pool,
         ):
-            start_threads(pool, cfg.thread_count)
+            start_threads(pool, pool_size(cfg))
             for shard_id, table in _shard_tables(batches):
                 try:
                     stats = run_shard(cfg, shard_id, table, make_sample, pool, bump, watchdog)
