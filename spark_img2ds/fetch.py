@@ -1,10 +1,11 @@
 """Downloading one URL: pooled keep-alive connections, a total deadline, retries, opt-out.
 
-The hot path uses urllib3 directly (what requests runs on, without its per-request
-overhead). Each thread keeps its own PoolManager, so a connection is never shared.
-Socket timeouts bound each socket operation only; a server that drips its headers or
-body a byte at a time would defeat them, so one reaper thread per process shuts down
-the socket of any attempt that outlives its total deadline.
+Requests go out through http1, a lean HTTP/1.1 client; URLs are parsed and normalised
+by urllib3's parse_url, as requests does. Each thread keeps its own keep-alive
+connections, so a connection is never shared. Socket timeouts bound each socket
+operation only; a server that drips its headers or body a byte at a time would defeat
+them, so one reaper thread per process shuts down the socket of any attempt that
+outlives its total deadline.
 
 Every failure becomes a FetchError whose message is short and free of the URL,
 so that the per-error counts in the run summary group alike failures together.
@@ -15,24 +16,17 @@ from __future__ import annotations
 import collections
 import random
 import socket
+import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from urllib.parse import urljoin
 
-import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    DecodeError,
-    HTTPError,
-    LocationValueError,
-    NameResolutionError,
-    NewConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from urllib3.exceptions import LocationValueError
 from urllib3.util import parse_url
+
+from spark_img2ds import http1
 
 try:
     import certifi
@@ -48,6 +42,7 @@ MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
 REAPER_GRACE = 0.25
+MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
 
 
 class FetchError(Exception):
@@ -83,32 +78,31 @@ def is_disallowed(header_values: Iterable[str], token: str | None, directives: f
 
 
 def describe(err: BaseException) -> FetchError:
-    """A short message for a urllib3/http.client/socket failure."""
-    text = str(err)
-    if isinstance(err, NameResolutionError) or "Name or service not known" in text:
+    """A short message for a socket, TLS or HTTP framing failure."""
+    if isinstance(err, FetchError):
+        return err
+    if isinstance(err, socket.gaierror):
         return FetchError("could not resolve host")
-    if isinstance(err, NewConnectionError) or "Connection refused" in text:
-        if "refused" in text:
-            return FetchError("connection refused", transient=True)
-        return FetchError(f"connection error: {type(err).__name__}", transient=True)
-    if isinstance(err, ConnectTimeoutError):
-        return FetchError("timed out while connecting", transient=True)
-    if isinstance(err, (ReadTimeoutError, TimeoutError, socket.timeout)):
+    if isinstance(err, ConnectionRefusedError):
+        return FetchError("connection refused", transient=True)
+    if isinstance(err, TimeoutError):
         return FetchError("timed out waiting for the server", transient=True)
-    if isinstance(err, SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+    if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return FetchError("connection reset by server", transient=True)
+    if isinstance(err, ssl.SSLError):
         return FetchError("TLS certificate or handshake error")
-    if isinstance(err, DecodeError):
+    if isinstance(err, http1.BadContentEncoding):
         return FetchError("undecodable response body (bad content encoding)")
+    if isinstance(err, http1.Truncated):
+        return FetchError("truncated response body", transient=True)
+    if isinstance(err, http1.ProtocolError):
+        return FetchError("invalid HTTP response")
+    if isinstance(err, http1.NoResponse):
+        return FetchError("server closed the connection without a response", transient=True)
+    if isinstance(err, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return FetchError("connection reset by server", transient=True)
     if isinstance(err, (LocationValueError, ValueError, UnicodeError)):
         return FetchError("invalid url")
-    if "IncompleteRead" in text or "InvalidChunkLength" in text or "Response ended prematurely" in text:
-        return FetchError("truncated response body", transient=True)
-    if "BadStatusLine" in text or "LineTooLong" in text or "more than 100 headers" in text:
-        return FetchError("invalid HTTP response")
-    if "RemoteDisconnected" in text:
-        return FetchError("server closed the connection without a response", transient=True)
-    if "reset by peer" in text or "Connection aborted" in text or "Connection broken" in text:
-        return FetchError("connection reset by server", transient=True)
     return FetchError(f"connection error: {type(err).__name__}", transient=True)
 
 
@@ -119,11 +113,11 @@ class _Attempt:
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.conn: HTTPConnection | None = None
+        self.conn: http1.Connection | None = None
         self.expired = False
         self.done = False
 
-    def bind(self, conn: HTTPConnection) -> None:
+    def bind(self, conn: http1.Connection) -> None:
         self.conn = conn
         if self.expired:
             raise TimeoutError("deadline passed")
@@ -186,41 +180,6 @@ class _Reaper:
 
 
 _REAPER = _Reaper()
-_current = threading.local()
-
-
-def _bind_current(conn: HTTPConnection) -> None:
-    attempt = getattr(_current, "attempt", None)
-    if attempt is not None:
-        attempt.bind(conn)
-
-
-class _Watched:
-    """Registers the connection with the calling thread's attempt, so the reaper can cut it."""
-
-    def connect(self) -> None:
-        _bind_current(self)  # type: ignore[arg-type]
-        super().connect()  # type: ignore[misc]
-
-    def request(self, *args, **kwargs) -> None:
-        _bind_current(self)  # type: ignore[arg-type]
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
 
 
 def _header_text(value: str) -> str:
@@ -229,15 +188,6 @@ def _header_text(value: str) -> str:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise FetchError("invalid url") from None
-
-
-def _check_url(url: str) -> None:
-    try:
-        parsed = parse_url(url)
-    except (ValueError, UnicodeError, LocationValueError):
-        raise FetchError("invalid url") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise FetchError("invalid url")
 
 
 class Fetcher:
@@ -260,58 +210,42 @@ class Fetcher:
         self.verify_ssl = verify_ssl
         self.backoff = backoff
         self._local = threading.local()
-        # Per socket operation; the reaper enforces the total deadline a little later, so a plain
-        # silent server is reported as such rather than as a slow download.
-        self._socket_timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
-        if not verify_ssl:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._tls = http1.tls_context(verify_ssl, CA_BUNDLE)
+        self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
 
-    def _pools(self) -> urllib3.PoolManager:
-        pools = getattr(self._local, "pools", None)
-        if pools is None:
-            tls = {"cert_reqs": "CERT_NONE"}
-            if self.verify_ssl:
-                tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": CA_BUNDLE}
-            pools = urllib3.PoolManager(
-                num_pools=32,
-                maxsize=1,
-                retries=False,
-                headers={"User-Agent": self.user_agent, "Accept-Encoding": "gzip, deflate", "Accept": "*/*"},
-                **tls,
-            )
-            pools.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-            self._local.pools = pools
-        return pools
+    def _connections(self) -> OrderedDict:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = OrderedDict()
+        return conns
 
     def fetch(self, url: str) -> bytes:
         """The body of url; retries transient failures with exponential backoff."""
-        _check_url(url)
+        target = _Target.of(url)  # an invalid url is not worth a retry
         for attempt in range(self.retries + 1):
             try:
-                return self._fetch_once(url)
+                return self._fetch_once(url, target)
             except FetchError as err:
                 if not err.transient or attempt == self.retries:
                     raise
             time.sleep(min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
-    def _fetch_once(self, url: str) -> bytes:
+    def _fetch_once(self, url: str, target: _Target) -> bytes:
         attempt = _Attempt(time.monotonic() + self.timeout)
-        _current.attempt = attempt
         _REAPER.watch(attempt)
         try:
-            return self._follow(url, attempt)
+            return self._follow(url, target, attempt)
         except FetchError:
             if attempt.expired:
                 raise self._too_long() from None
             raise
-        except (HTTPError, OSError, ValueError, UnicodeError) as err:
+        except (OSError, ValueError, UnicodeError, http1.HTTPFailure) as err:
             if attempt.expired:
                 raise self._too_long() from None
             raise describe(err) from None
         finally:
             attempt.done = True
-            _current.attempt = None
 
     def _too_long(self) -> FetchError:
         return FetchError(f"download took longer than the {self.timeout:g}s timeout", transient=True)
@@ -320,46 +254,104 @@ class Fetcher:
         if time.monotonic() > attempt.deadline:
             raise self._too_long()
 
-    def _follow(self, url: str, attempt: _Attempt) -> bytes:
-        pools = self._pools()
+    def _follow(self, url: str, target: _Target, attempt: _Attempt) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_deadline(attempt)
-            resp = pools.urlopen(
-                "GET",
-                url,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                timeout=self._socket_timeout,
-            )
+            resp = self._send(target, attempt)
+            conn = resp.conn
             try:
-                location = resp.headers.get("Location") if resp.status in REDIRECT_CODES else None
+                location = resp.header("location") if resp.status in REDIRECT_CODES else None
                 if location:
                     url = urljoin(url, _header_text(location))
-                    _check_url(url)
+                    target = _Target.of(url)
                     continue
                 if resp.status >= 400:
                     transient = resp.status == 429 or resp.status >= 500
-                    raise FetchError(f"HTTP {resp.status} {resp.reason or ''}".strip(), transient=transient)
-                if self.directives and is_disallowed(resp.headers.getlist("X-Robots-Tag"), self.token, self.directives):
+                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient=transient)
+                if self.directives and is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
                     raise FetchError(OPT_OUT_MESSAGE)
-                data = self._read_body(resp, attempt)
-                resp.release_conn()
+                self._check_deadline(attempt)
+                data = resp.read()
+                if not data:
+                    raise FetchError("empty response body")
+                if conn.reusable:
+                    self._keep(target.key, conn)
+                    conn = None
                 return data
             finally:
-                if not resp.closed and resp.connection is not None:
-                    resp.close()
+                if conn is not None:
+                    conn.close()  # only a fully read success goes back: anything else may be out of step
         raise FetchError("too many redirects")
 
-    def _read_body(self, resp: urllib3.BaseHTTPResponse, attempt: _Attempt) -> bytes:
-        parts = []
-        while True:
-            self._check_deadline(attempt)
-            chunk = resp.read1(CHUNK)
-            if not chunk:
-                break
-            parts.append(chunk)
-        data = b"".join(parts) if len(parts) != 1 else parts[0]
-        if not data:
-            raise FetchError("empty response body")
-        return data
+    def _send(self, target: _Target, attempt: _Attempt) -> http1.Response:
+        """Send the GET on a kept-alive connection if there is one, else on a new one.
+
+        A kept-alive connection the server has meanwhile closed fails before any byte of
+        a response arrives: the request is then sent once more on a new connection.
+        """
+        conn = self._connections().pop(target.key, None)
+        if conn is not None:
+            try:
+                attempt.bind(conn)
+                conn.sock.sendall(target.request(self._headers))
+                return http1.read_head(conn)
+            except (http1.NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                conn.close()
+                if attempt.expired:
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+        conn = self._connect(target, attempt)
+        try:
+            conn.sock.sendall(target.request(self._headers))
+            return http1.read_head(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _connect(self, target: _Target, attempt: _Attempt) -> http1.Connection:
+        if attempt.expired:
+            raise self._too_long()
+        try:
+            conn = http1.connect(target.scheme, target.address, target.port, self.timeout, self._tls, target.host)
+        except TimeoutError:
+            raise FetchError("timed out while connecting", transient=True) from None
+        except ssl.SSLError:
+            raise FetchError("TLS certificate or handshake error") from None
+        attempt.bind(conn)
+        return conn
+
+    def _keep(self, key: tuple, conn: http1.Connection) -> None:
+        conns = self._connections()
+        conns[key] = conn
+        while len(conns) > MAX_CONNECTIONS:
+            conns.popitem(last=False)[1].close()
+
+
+class _Target:
+    """Where a URL's GET goes: connection key, socket address, Host header, request target."""
+
+    __slots__ = ("scheme", "host", "address", "port", "host_header", "path", "key")
+
+    @classmethod
+    def of(cls, url: str) -> _Target:
+        try:
+            parsed = parse_url(url)
+        except (ValueError, UnicodeError, LocationValueError):
+            raise FetchError("invalid url") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise FetchError("invalid url")
+        t = cls()
+        t.scheme = parsed.scheme
+        t.host = parsed.host
+        t.address = t.host[1:-1] if t.host.startswith("[") else t.host
+        default = 443 if t.scheme == "https" else 80
+        t.port = parsed.port or default
+        t.host_header = t.host if t.port == default else f"{t.host}:{t.port}"
+        t.path = parsed.request_uri
+        t.key = (t.scheme, t.address, t.port)
+        return t
+
+    def request(self, headers: tuple[tuple[str, str], ...]) -> bytes:
+        return http1.request_bytes(self.path, self.host_header, headers)
