@@ -4,7 +4,8 @@ Scenarios:
   cpu      the corpus from nginx on loopback: CPU is the limit. Alternating runs, several rounds.
   latency  every response held 50-300 ms by a delaying server: concurrency is the limit.
   rss      spark_img2ds at thread_count 64 with small and large shards: peak RSS of one Python worker.
-Also measured: the per-image CPU cost of each stage in isolation and the compute ceiling.
+Also measured: the per-image CPU cost of each stage in isolation and the compute ceiling, once at the
+start and again before each CPU round (each round's runs are compared with that round's ceiling).
 Figures are printed and written to bench/out/results.json. See bench/README.md.
 """
 
@@ -19,6 +20,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import corpus as corpus_mod
@@ -86,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--ceiling-fetch",
-        choices=("auto", "requests", "urllib3"),
+        choices=("auto", "requests", "urllib3", "socket"),
         default="auto",
         help="fetch library of the ceiling; auto: the one spark_img2ds's source uses",
     )
@@ -212,10 +214,22 @@ class Bench:
         return best
 
     def alternate(
-        self, scenario: str, rounds: int, url_list: Path, urls: int, server: Server, threads: dict[str, int]
+        self,
+        scenario: str,
+        rounds: int,
+        url_list: Path,
+        urls: int,
+        server: Server,
+        threads: dict[str, int],
+        before_round: Callable[[str], None] | None = None,
     ) -> None:
-        """Rounds of one run per tool; which tool goes first alternates from round to round."""
+        """Rounds of one run per tool; which tool goes first alternates from round to round.
+
+        before_round, if given, is called with the round's label at the start of each round.
+        """
         for rnd in range(1, rounds + 1):
+            if before_round is not None:
+                before_round(str(rnd))
             order = ["theirs", "ours"] if rnd % 2 else ["ours", "theirs"]
             for tool in order:
                 if tool == "theirs" and self.args.skip_theirs:
@@ -226,6 +240,24 @@ class Bench:
 
 def median_or_none(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def per_round_fraction(ips_by_round: dict[str, float], ceiling_by_round: dict[str, float]) -> dict:
+    """images/s / that round's ceiling, per round, and their median.
+
+    Only rounds with both a run and a positive ceiling count. Returns {"by_round": {label: fraction},
+    "median": median or None}, rounded to 3 digits (the median is taken before rounding).
+    """
+    fractions = {
+        rnd: ips_by_round[rnd] / ceiling
+        for rnd, ceiling in ceiling_by_round.items()
+        if rnd in ips_by_round and ceiling > 0
+    }
+    median = median_or_none(list(fractions.values()))
+    return {
+        "by_round": {rnd: round(f, 3) for rnd, f in fractions.items()},
+        "median": round(median, 3) if median is not None else None,
+    }
 
 
 def scenario_summary(runs: list[RunResult], scenario: str) -> dict:
@@ -292,9 +324,11 @@ def print_stage_table(per_image: dict[str, float], fetch: str, decode: str, resi
             f"  {mode:7s} decode: {split}; total {1000 * total:.2f} ms -> ceiling "
             f"{stages.ceiling(costs, cores):.0f} images/s on {cores} cores{mark}"
         )
-    other = "urllib3" if fetch == "requests" else "requests"
+    others = ", ".join(
+        f"{lib} {1000 * per_image['fetch_' + lib]:.2f} ms" for lib in ("requests", "urllib3", "socket") if lib != fetch
+    )
     print(
-        f"  (fetch measured with {fetch}; with {other}: {1000 * per_image['fetch_' + other]:.2f} ms; "
+        f"  (fetch measured with {fetch}; with {others}; "
         f"exif parsing {1000 * per_image['exif']:.3f} ms/image on average, not part of the ceiling)"
     )
 
@@ -389,7 +423,27 @@ def _main(args: argparse.Namespace) -> int:
             threads["ours"] = bench.tune("ours", tune_list, args.tune_urls, server)
     results["threads"] = threads
 
-    bench.alternate("cpu", args.rounds, cpu_list, args.urls, server, threads)
+    round_stages: dict[str, dict] = {}
+    round_ceilings: dict[str, dict[str, float]] = {}
+
+    def measure_round(rnd: str) -> None:
+        """The stage costs again, right before the round, so its runs meet a ceiling measured under the same load."""
+        again = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage")
+        round_ceil = round_ceilings[rnd] = stages.ceilings(again["cpu_s_per_image"], cores, fetch, resize)
+        round_stages[rnd] = {
+            **again,
+            "ceiling_images_per_s": {k: round(v, 1) for k, v in round_ceil.items()},
+            "acceptance_ceiling": round(round_ceil[decode], 1),
+        }
+        print(
+            f"bench: cpu round {rnd}: ceiling measured again: "
+            + ", ".join(f"{k} decode {v:.0f}" for k, v in round_ceil.items())
+            + " images/s",
+            flush=True,
+        )
+
+    bench.alternate("cpu", args.rounds, cpu_list, args.urls, server, threads, before_round=measure_round)
+    results["stages"]["by_round"] = round_stages
     if not args.skip_rss:
         rss_list = corpus_mod.write_url_list(lists / "rss.txt", corpus_mod.urls(corpus, server.prefix, args.rss_urls))
         for size in [int(x) for x in args.rss_shard_sizes.split(",") if x.strip()]:
@@ -407,7 +461,7 @@ def _main(args: argparse.Namespace) -> int:
         delayed.stop()
 
     results["runs"] = [r.to_json() for r in bench.runs]
-    summary = summarize(args, bench.runs, ceil, decode, results)
+    summary = summarize(args, bench.runs, ceil, round_ceilings, decode)
     results["summary"] = summary
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -418,23 +472,51 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def summarize(
-    args: argparse.Namespace, runs: list[RunResult], ceil: dict[str, float], decode: str, results: dict
+    args: argparse.Namespace,
+    runs: list[RunResult],
+    ceil: dict[str, float],
+    round_ceilings: dict[str, dict[str, float]],
+    decode: str,
 ) -> dict:
+    """The figures of the summary.
+
+    ceil: the ceilings (images/s by decode mode) measured once at the start; round_ceilings: those measured
+    again before each CPU round, by round label. A fraction of the ceiling is the median over rounds of
+    (the run's images/s / that round's ceiling).
+    """
     cpu = scenario_summary(runs, "cpu")
-    out: dict = {"cpu": cpu, "ceilings": {k: round(v, 1) for k, v in ceil.items()}}
-    ours_ips = cpu["ours"]["median_images_per_s"]
-    theirs_ips = cpu["theirs"]["median_images_per_s"]
-    out["ceiling_fraction"] = {
-        tool: {mode: round(ips / c, 3) for mode, c in ceil.items()} if ips else None
-        for tool, ips in (("ours", ours_ips), ("theirs", theirs_ips))
+    modes = list(ceil)
+    ceiling_by_mode = {mode: {rnd: c[mode] for rnd, c in round_ceilings.items()} for mode in modes}
+    out: dict = {
+        "cpu": cpu,
+        "ceilings": {mode: _round1(median_or_none(list(c.values()))) for mode, c in ceiling_by_mode.items()},
+        "ceilings_by_round": {mode: _round1_values(c) for mode, c in ceiling_by_mode.items()},
+        "ceilings_first_measurement": _round1_values(ceil),
     }
+    fractions: dict[str, dict[str, dict] | None] = {}
+    for tool in ("ours", "theirs"):
+        ips_by_round = {r.label: r.images_per_s for r in runs if r.scenario == "cpu" and r.tool == tool}
+        per_mode = {mode: per_round_fraction(ips_by_round, ceiling_by_mode[mode]) for mode in modes}
+        fractions[tool] = per_mode if ips_by_round else None
+    out["ceiling_fraction"] = {
+        tool: {mode: f["median"] for mode, f in per_mode.items()} if per_mode else None
+        for tool, per_mode in fractions.items()
+    }
+    ours_ips = cpu["ours"]["median_images_per_s"]
+    ours_acc = fractions["ours"][decode] if fractions["ours"] else {"by_round": {}, "median": None}
     out["acceptance"] = {
         "ratio": cpu["median_ratio"],
         "ratio_target": TARGET_RATIO,
         "ceiling_decode": decode,
-        "ceiling_images_per_s": round(ceil[decode], 1),
-        "ceiling_fraction": out["ceiling_fraction"]["ours"][decode] if ours_ips else None,
+        "ceiling_images_per_s": out["ceilings"][decode],
+        "ceiling_images_per_s_by_round": out["ceilings_by_round"][decode],
+        "ceiling_fraction": ours_acc["median"],
+        "ceiling_fraction_by_round": ours_acc["by_round"],
         "ceiling_fraction_target": TARGET_CEILING_FRACTION,
+        "ceiling_first_measurement": {
+            "ceiling_images_per_s": round(ceil[decode], 1),
+            "ceiling_fraction": round(ours_ips / ceil[decode], 3) if ours_ips and ceil[decode] > 0 else None,
+        },
     }
     if not args.skip_latency:
         lat = scenario_summary(runs, "latency")
@@ -453,6 +535,14 @@ def summarize(
             "growth": round(max(sizes) / min(sizes), 3) if sizes else None,
         }
     return out
+
+
+def _round1(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _round1_values(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in values.items()}
 
 
 def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult], cores: int) -> None:
@@ -486,19 +576,25 @@ def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult]
             f"  ratio ours/theirs (median of rounds): {_fmt(cpu['median_ratio'])}x  "
             f"(per round: {', '.join(f'{x:.2f}' for x in cpu['ratios'])}; target >= {TARGET_RATIO}x)"
         )
-    ceil = summary["ceilings"]
+    ceil, first = summary["ceilings"], summary["ceilings_first_measurement"]
     print(
-        f"  compute ceiling ({cores} cores / CPU per image of the stages): full decode {ceil['full']:.0f}, "
-        f"reduced decode {ceil['reduced']:.0f} images/s"
+        f"  compute ceiling ({cores} cores / CPU per image of the stages; median of the measurements before each "
+        f"round): full decode {_fmt(ceil['full'], 0)}, reduced decode {_fmt(ceil['reduced'], 0)} images/s "
+        f"(first measurement: {first['full']:.0f}, {first['reduced']:.0f})"
     )
     frac = summary["ceiling_fraction"]["ours"]
-    if frac:
+    if frac and acc["ceiling_fraction"] is not None:
         print(
             f"  spark_img2ds reaches {100 * frac['full']:.0f}% of the full-decode ceiling and "
-            f"{100 * frac['reduced']:.0f}% of the reduced-decode one; the acceptance ceiling is "
-            f"{acc['ceiling_decode']} decode: {100 * acc['ceiling_fraction']:.0f}% (target >= "
-            f"{100 * TARGET_CEILING_FRACTION:.0f}%)"
+            f"{100 * frac['reduced']:.0f}% of the reduced-decode one (median of the per-round fractions: a round's "
+            f"images/s / that round's ceiling); the acceptance ceiling is {acc['ceiling_decode']} decode: "
+            f"{100 * acc['ceiling_fraction']:.0f}% (target >= {100 * TARGET_CEILING_FRACTION:.0f}%)"
         )
+        per_round = ", ".join(
+            f"{rnd}: {acc['ceiling_images_per_s_by_round'][rnd]:.0f} images/s, {100 * f:.0f}%"
+            for rnd, f in acc["ceiling_fraction_by_round"].items()
+        )
+        print(f"  {acc['ceiling_decode']}-decode ceiling and spark_img2ds's fraction of it, per round: {per_round}")
     if "latency" in summary:
         lat = summary["latency"]
         print(

@@ -1,7 +1,7 @@
 """Per-image CPU cost of each pipeline stage, measured in isolation, and the compute ceiling.
 
 Each stage runs single-threaded over a sample of corpus images with the libraries
-the job uses (requests/urllib3 for the GET, OpenCV for decode/resize/encode,
+the job uses (requests, urllib3 or a plain keep-alive socket for the GET, OpenCV for decode/resize/encode,
 hashlib, exifread, tarfile + json + pyarrow for the write) and is timed with
 ``time.process_time``. The ceiling is the rate a perfect pipeline made of exactly
 those pieces would reach on all cores: ``cores / sum(stage costs)``.
@@ -53,9 +53,10 @@ def detect_package_features() -> dict[str, str]:
     src = "".join(p.read_text() for p in (REPO / "spark_img2ds").rglob("*.py"))
     fetch_py = (REPO / "spark_img2ds" / "fetch.py").read_text() if (REPO / "spark_img2ds" / "fetch.py").exists() else ""
     uses_requests = "import requests" in fetch_py and ".get(" in fetch_py
+    uses_socket = "from spark_img2ds import http1" in fetch_py and "socket.create_connection" in src
     return {
         "decode": "reduced" if "IMREAD_REDUCED" in src else "full",
-        "fetch": "requests" if uses_requests else "urllib3",
+        "fetch": "requests" if uses_requests else "socket" if uses_socket else "urllib3",
         "resize": "fast" if "fast_downscale" in src and "INTER_LINEAR" in src else "area",
     }
 
@@ -149,6 +150,49 @@ def _fetch_urllib3(urls: list[str]) -> Callable[[], None]:
     return run
 
 
+def _fetch_socket(urls: list[str]) -> Callable[[], None]:
+    """The floor of a Python GET: one keep-alive socket, the head split at its blank line,
+    Content-Length read, the body received into one buffer. No checks beyond the status."""
+    import socket
+    from urllib.parse import urlsplit
+
+    first = urlsplit(urls[0])
+    host, port = first.hostname, first.port or 80
+    requests_ = [
+        f"GET {urlsplit(u).path} HTTP/1.1\r\nHost: {first.netloc}\r\nUser-Agent: bench\r\n"
+        f"Accept-Encoding: gzip, deflate\r\nAccept: */*\r\n\r\n".encode()
+        for u in urls
+    ]
+
+    def run() -> None:
+        sock = socket.create_connection((host, port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        try:
+            for req in requests_:
+                sock.sendall(req)
+                while (end := buf.find(b"\r\n\r\n")) < 0:
+                    buf += sock.recv(1 << 16)
+                head, buf = buf[:end], buf[end + 4 :]
+                lines = head.split(b"\r\n")
+                if lines[0].split()[1] != b"200":
+                    raise RuntimeError(f"GET: {lines[0]!r}")
+                length = next(
+                    int(v) for k, _, v in (x.partition(b":") for x in lines[1:]) if k.lower() == b"content-length"
+                )
+                body = bytearray(length)
+                view = memoryview(body)
+                have = min(len(buf), length)
+                view[:have], buf = buf[:have], buf[have:]
+                while have < length:
+                    have += sock.recv_into(view[have:])
+                bytes(body)
+        finally:
+            sock.close()
+
+    return run
+
+
 def _exif_cost(datas: list[bytes]) -> Callable[[], None]:
     try:
         import exifread
@@ -227,13 +271,15 @@ def measure(
     urls = [f"{prefix.rstrip('/')}/r0/{e['file']}" for e in entries]
     n = len(entries)
 
-    fetch_requests, fetch_urllib3 = _fetch_requests(urls), _fetch_urllib3(urls)
+    fetch_requests, fetch_urllib3, fetch_socket = _fetch_requests(urls), _fetch_urllib3(urls), _fetch_socket(urls)
     fetch_requests()  # warm up: connections, page cache
     fetch_urllib3()
+    fetch_socket()
     wall = time.perf_counter()
     cpu = {"fetch_requests": _timed(fetch_requests, reps)}
     wall_get_ms = (time.perf_counter() - wall) / reps / n * 1000
     cpu["fetch_urllib3"] = _timed(fetch_urllib3, reps)
+    cpu["fetch_socket"] = _timed(fetch_socket, reps)
 
     full = [_decode_full(d, f) for d, f in zip(datas, fmts, strict=True)]
     reduced = [_decode_reduced(d, f, k) for d, f, k in zip(datas, fmts, factors, strict=True)]
