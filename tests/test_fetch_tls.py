@@ -88,3 +88,11 @@ def test_without_verification_https_gives_the_bytes_on_one_kept_connection(tls_s
         assert fetcher.fetch(f"https://localhost:{tls_server.server_port}/{name}") == tls_server.body
     clients = tls_server.clients[before:]
     assert len(clients) == 3 and len(set(clients)) == 1
+
+
+def test_tasks_share_one_tls_context_per_verification_mode():
+    """Loading the CA bundle costs ~15 ms: a process does it once, not once per task's Fetcher."""
+    verified, again, unverified = Fetcher(timeout=1), Fetcher(timeout=1), Fetcher(timeout=1, verify_ssl=False)
+    assert verified._tls is again._tls  # noqa: SLF001
+    assert verified._tls.verify_mode == ssl.CERT_REQUIRED and verified._tls.check_hostname  # noqa: SLF001
+    assert unverified._tls.verify_mode == ssl.CERT_NONE  # noqa: SLF001
