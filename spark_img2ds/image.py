@@ -81,12 +81,53 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _jpeg_has_exif(data: bytes) -> bool | None:
+    """Whether an APP1 segment before the frame header holds EXIF; None if the markers do not parse."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            pos += 2
+            continue
+        if marker in _SOF_MARKERS or marker in (0xD9, 0xDA):
+            return False  # EXIF comes before the image data
+        if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
+            return True
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _png_has_exif(data: bytes) -> bool | None:
+    """Whether the chunk list has an eXIf chunk (before or after the image data); None if it does not parse."""
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"eXIf":
+            return True
+        if kind == b"IEND":
+            return False
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return None
+
+
 def has_exif(data: bytes, fmt: str | None) -> bool:
-    """True when the file carries an EXIF block (parsing is slow, so look first; find() copies nothing)."""
+    """True when the file carries an EXIF block: parsing is slow, so look first.
+
+    JPEG markers and PNG chunks are walked by their lengths, which reads a few bytes
+    where a search read 64 KiB (a whole PNG); a file whose structure does not parse
+    is searched instead, so that a damaged file loses no EXIF it has.
+    """
     if fmt == "jpg":
-        return data.find(b"Exif\x00\x00", 0, 65536) >= 0
+        found = _jpeg_has_exif(data)
+        return data.find(b"Exif\x00\x00", 0, 65536) >= 0 if found is None else found
     if fmt == "png":
-        return b"eXIf" in data
+        found = _png_has_exif(data)
+        return b"eXIf" in data if found is None else found
     if fmt == "webp":
         return data.find(b"EXIF", 0, 65536) >= 0
     return fmt == "tiff"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -473,6 +475,44 @@ def test_has_exif(image_dir):
 def test_has_exif_only_looks_at_the_jpeg_head():
     data = b"\xff\xd8\xff" + b"\x00" * 70000 + b"Exif\x00\x00"
     assert has_exif(data, "jpg") is False
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def test_has_exif_finds_the_app1_segment_among_other_jpeg_segments():
+    data = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
+    assert data[2:4] == b"\xff\xe0"  # OpenCV writes a JFIF APP0 first
+    after_app0 = 4 + int.from_bytes(data[4:6], "big")
+    with_exif = data[:after_app0] + _segment(0xE2, b"ICC_PROFILE\x00") + exif_segment(1) + data[after_app0:]
+    assert has_exif(with_exif, "jpg") is True
+    assert extract_exif(with_exif) != "{}"
+
+
+def test_has_exif_ignores_exif_bytes_outside_an_app1_segment():
+    data = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))[1].tobytes()
+    commented = data[:2] + _segment(0xFE, b"see Exif\x00\x00 below") + data[2:]
+    assert has_exif(commented, "jpg") is False
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def test_has_exif_walks_png_chunks_before_and_after_the_image_data():
+    png = cv2.imencode(".png", np.full((8, 8, 3), 90, np.uint8))[1].tobytes()
+    iend = png.rindex(b"IEND") - 4
+    exif = _png_chunk(b"eXIf", exif_segment(1)[10:])  # the TIFF block of the JPEG segment
+    assert has_exif(png, "png") is False
+    assert has_exif(png[:iend] + exif + png[iend:], "png") is True
+    fake = png[:iend] + _png_chunk(b"tEXt", b"Comment\x00eXIf is only text here") + png[iend:]
+    assert has_exif(fake, "png") is False
+
+
+def test_has_exif_searches_files_whose_structure_does_not_parse():
+    assert has_exif(b"\xff\xd8\xff\xe0\x00\x04ab" + b"junk Exif\x00\x00", "jpg") is True
+    assert has_exif(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x01IHDR" + b"eXIf", "png") is True
 
 
 # -- hashing --------------------------------------------------------------------------
