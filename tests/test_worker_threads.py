@@ -30,7 +30,7 @@ def test_a_pool_that_cannot_start_them_all_is_left_working():
 
 
 class _CountingServer(ThreadingHTTPServer):
-    """Serves one JPEG after a short wait and records the most requests it held at once."""
+    """Serves one JPEG after a short wait and records the most requests it was holding at once."""
 
     daemon_threads = True
 
@@ -53,16 +53,16 @@ class _CountingHandler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.open += 1
             srv.peak = max(srv.peak, srv.open)
-        try:
-            time.sleep(0.05)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(srv.body)))
-            self.end_headers()
-            self.wfile.write(srv.body)
-        finally:
-            with srv.lock:
-                srv.open -= 1
+        time.sleep(0.05)
+        # Counted out before the reply: the client cannot finish a request, and start another in
+        # its freed slot, until the reply is sent, so this count never exceeds the client's.
+        with srv.lock:
+            srv.open -= 1
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(srv.body)))
+        self.end_headers()
+        self.wfile.write(srv.body)
 
 
 def test_thread_count_is_the_number_of_downloads_in_flight(image_dir, tmp_path):
