@@ -237,9 +237,13 @@ class TreeSampler:
     def max_mb(self) -> float | None:
         return round(max(self.peaks_kb.values()) / 1024, 1) if self.peaks_kb else None
 
-    @property
-    def unreaped_cpu_s(self) -> float:
-        return sum(self.cpu_s.values())
+    def unreaped_cpu_s(self, reaped_by_us: set[int] = frozenset()) -> float:
+        """CPU read from /proc for processes whose usage no wait() passed on to us.
+
+        A forked PySpark worker whose daemon ended first is re-parented to us and reaped
+        here: its usage is then in our RUSAGE_CHILDREN and must not be counted twice.
+        """
+        return sum(v for pid, v in self.cpu_s.items() if pid not in reaped_by_us)
 
 
 def become_subreaper() -> bool:
@@ -268,8 +272,11 @@ def _running(pid: int) -> bool:
     return fields[0] != "Z" or int(fields[1]) == os.getpid()
 
 
-def reap_zombies(protected: set[int]) -> None:
-    """Reap every exited child of ours, except the protected ones (left to their Popen)."""
+def reap_zombies(protected: set[int], reaped: set[int] | None = None) -> None:
+    """Reap every exited child of ours, except the protected ones (left to their Popen).
+
+    reaped, if given, collects their pids: their CPU time is now in our RUSAGE_CHILDREN.
+    """
     while True:
         try:
             info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -281,13 +288,17 @@ def reap_zombies(protected: set[int]) -> None:
             os.waitpid(info.si_pid, 0)
         except ChildProcessError:
             return
+        if reaped is not None:
+            reaped.add(info.si_pid)
 
 
-def wait_gone(alive: Callable[[], set[int]], protected: set[int], timeout: float) -> set[int]:
+def wait_gone(
+    alive: Callable[[], set[int]], protected: set[int], timeout: float, reaped: set[int] | None = None
+) -> set[int]:
     """Wait for processes to end, reaping those re-parented to us; returns the ones still alive."""
     deadline = time.monotonic() + timeout
     while True:
-        reap_zombies(protected)
+        reap_zombies(protected, reaped)
         left = alive()
         if not left or time.monotonic() > deadline:
             return left

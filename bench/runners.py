@@ -262,18 +262,19 @@ def run_tool(
         # A JVM or worker may outlive the command by a moment: let it end (it is re-parented to
         # us, see become_subreaper) so that its CPU time is counted, then end what is left.
         protected = REGISTRY.pids() - {proc.pid}
-        left = wait_gone(sampler.alive, protected, timeout=30)
+        reaped: set[int] = set()
+        left = wait_gone(sampler.alive, protected, timeout=30, reaped=reaped)
         sampler.stop()
         REGISTRY.stop(proc)
         if left:
             killed = sampler.kill_leftovers()
             if killed:
                 log.write(f"bench: killed {len(killed)} leftover process(es): {killed}\n")
-        wait_gone(sampler.alive, protected, timeout=5)
+        wait_gone(sampler.alive, protected, timeout=5, reaped=reaped)
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy1, _ = machine_cpu()
     cpu = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
-    cpu += sampler.unreaped_cpu_s
+    cpu += sampler.unreaped_cpu_s(reaped)
     count, successes, statuses, errors, reported = read_counts(out_dir) if out_dir.exists() else (0, 0, {}, {}, None)
     if not keep_output and out_dir.exists():
         shutil.rmtree(out_dir, ignore_errors=True)

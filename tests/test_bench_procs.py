@@ -1,0 +1,51 @@
+"""The benchmark's CPU accounting: a process whose usage reaches us through wait() is not also read from /proc."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.procs import TreeSampler
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Run in a process of its own, so that reaping "any exited child" cannot touch pytest's children.
+SCRIPT = """
+import json, subprocess, sys, time
+from bench.procs import reap_zombies, stat_fields
+
+def zombie():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while (f := stat_fields(child.pid)) and f[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return child
+
+reaped = set()
+kept = zombie()
+reap_zombies({kept.pid}, reaped)
+kept_reaped, kept_exit = kept.pid in reaped, kept.wait(5)
+free = zombie()
+reap_zombies({kept.pid}, reaped)
+print(json.dumps({
+    "free_reaped": free.pid in reaped,
+    "free_gone": stat_fields(free.pid) is None,
+    "kept_reaped": kept_reaped,
+    "kept_exit": kept_exit,
+}))
+"""
+
+
+def test_reaping_records_the_pids_whose_usage_now_reaches_us_and_leaves_protected_ones():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"free_reaped": True, "free_gone": True, "kept_reaped": False, "kept_exit": 0}
+
+
+def test_cpu_read_from_proc_is_not_counted_again_for_processes_we_reaped():
+    sampler = TreeSampler(root=0, rss_match=lambda cmd: False)
+    sampler.cpu_s.update({101: 2.0, 102: 3.0, 103: 0.5})
+    assert sampler.unreaped_cpu_s() == 5.5
+    assert sampler.unreaped_cpu_s({102}) == 2.5
