@@ -564,9 +564,7 @@ def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult]
         f"{_fmt(ours['median_cpu_ms_per_image'])} CPU ms/image)"
     )
     if ours["median_startup_s"] is not None:
-        print(
-            f"{'':16}({ours['median_startup_s']:.0f}s of it before the first download: Spark start-up, input planning)"
-        )
+        print(f"{'':16}({ours['median_startup_s']:.0f}s of it to the shard plan: Spark start-up, input reading)")
     if theirs["median_images_per_s"]:
         print(
             f"  img2dataset   {_fmt(theirs['median_images_per_s'], 1):>8} images/s  (thread_count "
