@@ -20,6 +20,7 @@ MAX_HEAD = 65536
 MAX_HEADERS = 100
 RECV_SIZE = 1 << 16
 MAX_CHUNK_LINE = 1024
+PREALLOCATE_MAX = 32 << 20  # bodies announced as larger are received in chunks, as sent
 NO_BODY_STATUS = frozenset({204, 304})
 
 
@@ -101,10 +102,16 @@ class Connection:
                 raise Truncated("stream ended inside a line")
 
     def _exactly(self, n: int) -> bytes:
-        """n bytes; the rest is received straight into one buffer of that size."""
+        """n bytes; the rest is received straight into one buffer of that size.
+
+        Only a length up to PREALLOCATE_MAX is trusted for the buffer: a server that
+        announces more pays for the bytes it actually sends, in chunks.
+        """
         if len(self.buf) >= n:
             out, self.buf = self.buf[:n], self.buf[n:]
             return out
+        if n > PREALLOCATE_MAX:
+            return self._exactly_in_chunks(n)
         out = bytearray(n)
         view = memoryview(out)
         have = len(self.buf)
@@ -116,6 +123,17 @@ class Connection:
                 raise Truncated(f"{have} of {n} bytes")
             have += got
         return bytes(out)
+
+    def _exactly_in_chunks(self, n: int) -> bytes:
+        parts, have = [self.buf], len(self.buf)
+        self.buf = b""
+        while have < n:
+            data = self.sock.recv(min(RECV_SIZE, n - have))
+            if not data:
+                raise Truncated(f"{have} of {n} bytes")
+            parts.append(data)
+            have += len(data)
+        return b"".join(parts)
 
     def _to_end(self) -> bytes:
         parts = [self.buf]
