@@ -207,7 +207,6 @@ class Fetcher:
         self.token = user_agent_token.strip().lower() if user_agent_token else None
         self.user_agent = user_agent(user_agent_token)
         self.directives = directives
-        self.verify_ssl = verify_ssl
         self.backoff = backoff
         self._local = threading.local()
         self._tls = http1.tls_context(verify_ssl, CA_BUNDLE)

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -55,12 +56,16 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header, as stored (before EXIF orientation); None if absent."""
+def _jpeg_markers(data: bytes) -> Iterator[tuple[int, int]]:
+    """(marker, offset) of each JPEG segment up to the image data, walked by segment lengths.
+
+    The walk ends after yielding end of image (0xD9) or start of scan (0xDA); ending
+    without one of those means the bytes did not parse as JPEG segments.
+    """
     pos, end = 2, len(data)
     while pos + 4 <= end:
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -68,37 +73,31 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
             pos += 2
             continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before
-            return None
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        yield marker, pos
+        if marker in (0xD9, 0xDA):
+            return
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, as stored (before EXIF orientation); None if absent."""
+    for marker, pos in _jpeg_markers(data):
         if marker in _SOF_MARKERS:
-            if pos + 9 > end:
+            if pos + 9 > len(data):
                 return None
             height = int.from_bytes(data[pos + 5 : pos + 7], "big")
             width = int.from_bytes(data[pos + 7 : pos + 9], "big")
             return (width, height) if width and height else None
-        pos += 2 + length
     return None
 
 
 def _jpeg_has_exif(data: bytes) -> bool | None:
     """Whether an APP1 segment before the frame header holds EXIF; None if the markers do not parse."""
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):
-            pos += 2
-            continue
+    for marker, pos in _jpeg_markers(data):
         if marker in _SOF_MARKERS or marker in (0xD9, 0xDA):
             return False  # EXIF comes before the image data
         if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
             return True
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return None
 
 
