@@ -19,7 +19,6 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from urllib.parse import urljoin
 
@@ -37,7 +36,6 @@ except ImportError:  # pragma: no cover - requests always brings certifi
 
 BASE_USER_AGENT = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
 PROJECT_URL = "https://github.com/rom1504/img2dataset"
-CHUNK = 1 << 16
 MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
@@ -212,10 +210,10 @@ class Fetcher:
         self._tls = http1.tls_context(verify_ssl, CA_BUNDLE)
         self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
 
-    def _connections(self) -> OrderedDict:
+    def _connections(self) -> collections.OrderedDict:
         conns = getattr(self._local, "conns", None)
         if conns is None:
-            conns = self._local.conns = OrderedDict()
+            conns = self._local.conns = collections.OrderedDict()
         return conns
 
     def fetch(self, url: str) -> bytes:
