@@ -4,10 +4,28 @@ from spark_img2ds import download
 download(url_list="urls.txt", output_folder="s3://bucket/ds", output_format="webdataset")
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from spark_img2ds.config import Config  # noqa: E402
-from spark_img2ds.errors import ConfigError, Img2dsError, InputError  # noqa: E402
-from spark_img2ds.job import Summary, download, run  # noqa: E402
+# Loaded on first use: importing the package stays cheap for the processes that need
+# none of this (the worker daemon, which forks every Python worker, and --help).
+_EXPORTS = {
+    "Config": "spark_img2ds.config",
+    "ConfigError": "spark_img2ds.errors",
+    "Img2dsError": "spark_img2ds.errors",
+    "InputError": "spark_img2ds.errors",
+    "Summary": "spark_img2ds.job",
+    "download": "spark_img2ds.job",
+    "run": "spark_img2ds.job",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
-__all__ = ["Config", "ConfigError", "Img2dsError", "InputError", "Summary", "download", "run", "__version__"]
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'spark_img2ds' has no attribute {name!r}")

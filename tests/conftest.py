@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spark_img2ds.sample_server import SampleServer
-from spark_img2ds.session import local_java_options
+from spark_img2ds.session import WORKER_DAEMON, local_java_options
 
 DEMO_DATA = Path(__file__).resolve().parents[1] / "spark_img2ds" / "demo_data"
 
@@ -105,6 +105,7 @@ def spark():
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "2")
         .config("spark.driver.extraJavaOptions", local_java_options())
+        .config("spark.python.daemon.module", WORKER_DAEMON)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

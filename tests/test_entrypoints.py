@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import subprocess
@@ -164,9 +165,20 @@ def test_local_session_jvm_runs_with_the_local_options_and_task_attempts(tmp_pat
         "jvm = spark.sparkContext._jvm\n"
         "print('ARGS', list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()))\n"
         "print('MASTER', spark.sparkContext.master)\n"
+        "import pyspark\n"
+        "def where(_):\n"
+        "    import pyspark, sys\n"
+        "    return [(pyspark.__file__, [p for p in sys.path if p.endswith('pyspark.zip')])]\n"
+        "print('DRIVER', pyspark.__file__)\n"
+        "print('WORKER', spark.sparkContext.parallelize([0], 1).mapPartitions(where).collect()[0])\n"
         "spark.stop()\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "-XX:TieredStopAtLevel=1" in proc.stdout.split("ARGS", 1)[1].splitlines()[0]
     assert "MASTER local[2,4]" in proc.stdout
+    # Its Python workers run the installed pyspark (compiled bytecode), not the bundled zip.
+    driver = proc.stdout.split("DRIVER ", 1)[1].splitlines()[0]
+    worker_file, zips = ast.literal_eval(proc.stdout.split("WORKER ", 1)[1].splitlines()[0])
+    assert worker_file == driver and ".zip" not in worker_file
+    assert zips == []
