@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
-	@# Spark's classes as a JVM class archive: local sessions start ~2-3 s sooner (spark_img2ds/jvm_cache.py).
-	@$(PY) -m spark_img2ds.jvm_cache --if-missing --quiet || echo "warning: no JVM class archive; Spark starts slower" >&2
 	@touch $(STAMP)
 
+# Spark's classes as a JVM class archive: local sessions start ~2-3 s sooner (spark_img2ds/jvm_cache.py).
+# Checked on every use, not only at install: the shared cache keeps a few archives and may have pruned ours.
 venv: $(STAMP)
+	@$(PY) -m spark_img2ds.jvm_cache --if-missing --quiet || echo "warning: no JVM class archive; Spark starts slower" >&2
 
 demo: java venv
 	$(PY) -m spark_img2ds.demo
