@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.procs import REGISTRY, TreeSampler, machine_cpu, wait_gone
 from bench.servers import Server
+from spark_img2ds.session import WORKER_DAEMON
 
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
@@ -121,11 +122,12 @@ def theirs_env() -> dict[str, str]:
 
 
 def is_pyspark_worker(cmd: str) -> bool:
-    return "pyspark.daemon" in cmd or "pyspark.worker" in cmd
+    """PySpark's daemon or a worker: started as pyspark's own modules, or as the daemon our local sessions name."""
+    return any(module in cmd for module in ("pyspark.daemon", "pyspark.worker", WORKER_DAEMON))
 
 
 def is_forked_pyspark_worker(cmd: str, parent_cmd: str) -> bool:
-    """A worker forked by pyspark.daemon, which ignores SIGCHLD: its CPU time is never reported to us."""
+    """A worker forked by the daemon, which ignores SIGCHLD: its CPU time is never reported to us."""
     return is_pyspark_worker(cmd) and is_pyspark_worker(parent_cmd)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,19 @@ def test_cpu_read_from_proc_is_not_counted_again_for_processes_we_reaped():
     sampler.cpu_s.update({101: 2.0, 102: 3.0, 103: 0.5})
     assert sampler.unreaped_cpu_s() == 5.5
     assert sampler.unreaped_cpu_s({102}) == 2.5
+
+
+def test_the_python_workers_of_a_local_session_are_counted_as_pyspark_workers(spark):
+    """The bench finds our workers by command line; local sessions start them from our daemon module."""
+    from bench.procs import cmdline
+    from bench.runners import is_forked_pyspark_worker, is_pyspark_worker
+
+    def command_lines(_):  # read in the task: an idle worker may be gone by the time collect() returns
+        from bench.procs import cmdline
+
+        return [(cmdline(os.getpid()), cmdline(os.getppid()))]
+
+    worker, daemon = spark.sparkContext.parallelize([0], 1).mapPartitions(command_lines).collect()[0]
+    assert "spark_img2ds.worker_daemon" in daemon  # the session fixture starts workers as a run does
+    assert is_pyspark_worker(worker) and is_forked_pyspark_worker(worker, daemon)
+    assert not is_pyspark_worker(cmdline(os.getpid()))  # the driver (pytest here) is not one
