@@ -58,9 +58,11 @@ def test_the_python_workers_of_a_local_session_are_counted_as_pyspark_workers(sp
     from bench.runners import is_forked_pyspark_worker, is_pyspark_worker
 
     def command_lines(_):  # read in the task: an idle worker may be gone by the time collect() returns
-        from bench.procs import cmdline
+        def read(pid: int) -> str:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                return fh.read().replace(b"\0", b" ").decode().strip()
 
-        return [(cmdline(os.getpid()), cmdline(os.getppid()))]
+        return [(read(os.getpid()), read(os.getppid()))]
 
     worker, daemon = spark.sparkContext.parallelize([0], 1).mapPartitions(command_lines).collect()[0]
     assert "spark_img2ds.worker_daemon" in daemon  # the session fixture starts workers as a run does
