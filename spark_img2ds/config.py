@@ -120,6 +120,11 @@ class Config:
     stall_timeout: float = _opt(
         0, "seconds a shard may go without finishing a sample before it is abandoned and retried; 0: automatic"
     )
+    shards_per_task: int = _opt(
+        0,
+        "shards one Spark task downloads in a row, the next one's downloads starting while the last one's "
+        "finish; 0: automatic (local mode: one task per core; a cluster: 1)",
+    )
     pin_cpus: bool = _opt(True, "pin each running shard task to a CPU of its own (measured ~8% less CPU per image)")
     allow_private_networks: bool = _opt(False, "allow URLs that resolve to private, loopback or link-local addresses")
     distributor: str = _opt("pyspark", "img2dataset compatibility: Spark is always the distributor")
@@ -270,7 +275,7 @@ def _validate(c: Config) -> None:
     for name in ("image_size", "processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
         v = getattr(c, name)
         _require(_is_int(v) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-    for name in ("retries", "max_shard_retry", "min_image_size", "subjob_size"):
+    for name in ("retries", "max_shard_retry", "min_image_size", "subjob_size", "shards_per_task"):
         v = getattr(c, name)
         _require(_is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
     for name in ("timeout", "progress_interval"):

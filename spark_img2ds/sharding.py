@@ -157,29 +157,62 @@ def partition_slots(n: int, batch: int = 1 << 16, limit: int = 1 << 26) -> dict[
     return None
 
 
-def shards_to_run(keyed: DataFrame, shard_ids: list[int], map_limit: int = SLOT_MAP_LIMIT) -> DataFrame:
-    """The rows of the given shards, each shard alone in its own Spark partition, sorted for streaming.
+def task_groups(shard_ids: list[int], per_task: int) -> list[list[int]]:
+    """Shards in order, cut into ceil(n / per_task) runs of consecutive shards whose sizes differ by at most one."""
+    ids = sorted(shard_ids)
+    if not ids:
+        return []
+    tasks = -(-len(ids) // max(1, per_task))
+    size, extra = divmod(len(ids), tasks)
+    groups, start = [], 0
+    for t in range(tasks):
+        end = start + size + (1 if t < extra else 0)
+        groups.append(ids[start:end])
+        start = end
+    return groups
 
-    One shard per task keeps every core busy until the last shards; a range
-    partitioning would sometimes put two shards in one task and none in another.
-    Up to map_limit shards, the shard -> slot table is a literal map in the plan,
-    which costs no Spark job; more would bloat every task, and are joined.
+
+def shards_per_task(option: int, shards: int, master: str, parallelism: int) -> int:
+    """How many shards one Spark task downloads in a row.
+
+    option > 0 is the user's choice. Automatic: in local mode every task slot is the same
+    machine, so one task per slot carries its share of the shards and no shard boundary
+    costs a task launch; on a cluster one shard per task lets Spark balance shards across
+    executors and re-run only the shard of a lost task.
+    """
+    if option > 0:
+        return option
+    if master.startswith("local"):
+        return max(1, -(-shards // max(1, parallelism)))
+    return 1
+
+
+def shards_to_run(
+    keyed: DataFrame, shard_ids: list[int], map_limit: int = SLOT_MAP_LIMIT, per_task: int = 1
+) -> DataFrame:
+    """The rows of the given shards in Spark partitions of per_task consecutive shards, sorted for streaming.
+
+    A partition gets exactly the shards task_groups gives it; a range partitioning would
+    sometimes put more shards in one task and none in another. Up to map_limit shards,
+    the shard -> slot table is a literal map in the plan, which costs no Spark job; more
+    would bloat every task, and are joined.
     """
     from pyspark.sql import functions as F
 
     spark = keyed.sparkSession
-    ids = sorted(shard_ids)
-    n = max(1, len(ids))
+    groups = task_groups(shard_ids, per_task)
+    n = max(1, len(groups))
     slots = partition_slots(n)
+    pairs_of = [(s, g) for g, members in enumerate(groups) for s in members]
     if slots is None:
-        wanted = spark.createDataFrame([(s,) for s in ids], f"{SHARD_COL} long")
-        rows = keyed.join(F.broadcast(wanted), SHARD_COL, "left_semi").repartitionByRange(n, SHARD_COL)
-    elif len(ids) <= map_limit:
+        wanted = spark.createDataFrame([(s, g) for s, g in pairs_of], f"{SHARD_COL} long, {SLOT} long")
+        rows = keyed.join(F.broadcast(wanted), SHARD_COL).repartitionByRange(n, SLOT).drop(SLOT)
+    elif len(pairs_of) <= map_limit:
         # Shard ids are never negative: with no shard asked for, the one key matches no row.
-        pairs = ", ".join(f"{s}L, {slots[i]}L" for i, s in enumerate(ids)) or "-1L, 0L"
+        pairs = ", ".join(f"{s}L, {slots[g]}L" for s, g in pairs_of) or "-1L, 0L"
         slot = F.expr(f"try_element_at(map({pairs}), {SHARD_COL})")
         rows = keyed.withColumn(SLOT, slot).where(F.col(SLOT).isNotNull()).repartition(n, SLOT).drop(SLOT)
     else:
-        wanted = spark.createDataFrame([(s, slots[i]) for i, s in enumerate(ids)], f"{SHARD_COL} long, {SLOT} long")
+        wanted = spark.createDataFrame([(s, slots[g]) for s, g in pairs_of], f"{SHARD_COL} long, {SLOT} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL).repartition(n, SLOT).drop(SLOT)
     return rows.sortWithinPartitions(SHARD_COL, INDEX_COL)

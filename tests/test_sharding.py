@@ -1,4 +1,4 @@
-"""Shard placement in Spark: every shard alone in its own partition (real local session)."""
+"""Shard placement in Spark: each partition carries exactly the shards it is given (real local session)."""
 
 from __future__ import annotations
 
@@ -36,20 +36,53 @@ def test_partition_slots_hash_to_their_partition(spark, n):
 
 
 @pytest.mark.parametrize("map_limit", [sharding.SLOT_MAP_LIMIT, 0], ids=["literal-map", "broadcast-join"])
-@pytest.mark.parametrize(("rows", "per_shard", "wanted"), [(20_000, 2_500, None), (95, 10, [1, 4, 5, 9])])
-def test_each_shard_gets_a_partition_of_its_own(spark, rows, per_shard, wanted, map_limit):
+@pytest.mark.parametrize(
+    ("rows", "per_shard", "wanted", "per_task"),
+    [(20_000, 2_500, None, 1), (95, 10, [1, 4, 5, 9], 1), (20_000, 2_500, None, 4), (95, 10, [0, 2, 3, 5, 8], 2)],
+)
+def test_each_partition_gets_exactly_its_group_of_shards(spark, rows, per_shard, wanted, per_task, map_limit):
     keyed = spark.range(rows).select(
         (F.col("id") / per_shard).cast("long").alias(SHARD_COL), (F.col("id") % per_shard).alias(INDEX_COL)
     )
     shard_ids = wanted or list(range(-(-rows // per_shard)))
-    out = sharding.shards_to_run(keyed, shard_ids, map_limit)
-    assert out.rdd.getNumPartitions() == len(shard_ids)
+    groups = sharding.task_groups(shard_ids, per_task)
+    out = sharding.shards_to_run(keyed, shard_ids, map_limit, per_task=per_task)
+    assert out.rdd.getNumPartitions() == len(groups)
     per_partition = (
         out.groupBy(F.spark_partition_id().alias("p")).agg(F.collect_set(SHARD_COL).alias("shards")).collect()
     )
-    assert sorted(len(r["shards"]) for r in per_partition) == [1] * len(shard_ids)
-    assert sorted(r["shards"][0] for r in per_partition) == sorted(shard_ids)
+    assert sorted(sorted(r["shards"]) for r in per_partition) == sorted(groups)
     assert out.count() == sum(min(per_shard, rows - s * per_shard) for s in shard_ids)
+
+
+@pytest.mark.parametrize(
+    ("ids", "per_task", "expected"),
+    [
+        ([], 3, []),
+        ([0, 1, 2, 3, 4, 5, 6, 7], 1, [[i] for i in range(8)]),
+        ([0, 1, 2, 3, 4, 5, 6, 7], 4, [[0, 1, 2, 3], [4, 5, 6, 7]]),
+        ([0, 1, 2, 3, 4, 5, 6, 7, 8], 4, [[0, 1, 2], [3, 4, 5], [6, 7, 8]]),  # 3,3,3 rather than 4,4,1
+        ([9, 2, 5], 5, [[2, 5, 9]]),
+        ([0, 1, 2, 3, 4], 2, [[0, 1], [2, 3], [4]]),
+    ],
+)
+def test_task_groups_are_consecutive_and_even(ids, per_task, expected):
+    assert sharding.task_groups(ids, per_task) == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "shards", "master", "parallelism", "expected"),
+    [
+        (3, 100, "spark://h:7077", 8, 3),  # the user's choice wins
+        (0, 8, "local[2,4]", 2, 4),  # local: one task per core
+        (0, 9, "local[2]", 2, 5),
+        (0, 1, "local[4]", 4, 1),
+        (0, 100, "spark://h:7077", 8, 1),  # a cluster: Spark balances single shards
+        (0, 100, "yarn", 64, 1),
+    ],
+)
+def test_shards_per_task(option, shards, master, parallelism, expected):
+    assert sharding.shards_per_task(option, shards, master, parallelism) == expected
 
 
 def test_rows_arrive_sorted_by_index_within_a_partition(spark):
