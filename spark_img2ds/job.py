@@ -16,7 +16,7 @@ from spark_img2ds.config import Config
 from spark_img2ds.errors import ConfigError, Img2dsError
 from spark_img2ds.session import get_session, warm_python_workers
 from spark_img2ds.stats import ShardStats, merge
-from spark_img2ds.worker import RESULT_DDL, partition_worker
+from spark_img2ds.worker import HEARTBEAT_SECONDS, RESULT_DDL, partition_worker
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -95,16 +95,23 @@ def _progress(started: float, samples: int, planned: int, shards: int, planned_s
     )
 
 
-def running_report(fs, root: str, now: float) -> list[str]:
-    """One line per shard with a heartbeat under _running/: progress, where, and how fresh."""
+def _heartbeats(fs, root: str) -> list[dict]:
+    """The entries under _running/ (see worker._Heartbeat), in shard order."""
     folder = storage.join(root, storage.RUNNING_DIR)
     fs.invalidate_cache(folder)
     try:
         paths = [p for p in fs.ls(folder, detail=False) if p.endswith(".json")]
     except FileNotFoundError:
         return []
+    return [info for _, info in sorted(storage.read_json_files(fs, paths).items()) if isinstance(info, dict)]
+
+
+def running_report(fs, root: str, now: float) -> list[str]:
+    """One line per shard with a heartbeat under _running/: progress, where, and how fresh."""
     lines = []
-    for _, info in sorted(storage.read_json_files(fs, paths).items()):
+    for info in _heartbeats(fs, root):
+        if info.get("committed"):
+            continue
         quiet = now - float(info.get("updated", now))
         lines.append(
             f"shard {info.get('shard')}: {info.get('done')}/{info.get('total')} samples on "
@@ -112,6 +119,12 @@ def running_report(fs, root: str, now: float) -> list[str]:
             f"last heartbeat {quiet:.0f}s ago"
         )
     return lines
+
+
+def heartbeat_progress(fs, root: str) -> tuple[int, int]:
+    """(samples, committed shards) that running tasks have reported in heartbeats and not yet in accumulators."""
+    beats = _heartbeats(fs, root)
+    return sum(int(b.get("done") or 0) for b in beats), sum(1 for b in beats if b.get("committed"))
 
 
 def _run_spark_job(
@@ -122,8 +135,12 @@ def _run_spark_job(
     samples_done = sc.accumulator(0)
     shards_done = sc.accumulator(0)
     worker_cfg = cfg if isinstance(cfg.url_list, str) else dataclasses.replace(cfg, url_list="<DataFrame>")
-    out = sharding.shards_to_run(keyed, shard_ids).mapInArrow(
-        partition_worker(worker_cfg, samples_done, shards_done), RESULT_DDL
+    per_task = sharding.shards_per_task(cfg.shards_per_task, len(shard_ids), sc.master, sc.defaultParallelism)
+    # Accumulators reach the driver when a task ends; tasks of several shards report progress in heartbeats too.
+    from_heartbeats = per_task > 1
+    heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if from_heartbeats else HEARTBEAT_SECONDS
+    out = sharding.shards_to_run(keyed, shard_ids, per_task=per_task).mapInArrow(
+        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every), RESULT_DDL
     )
     box: dict[str, Any] = {}
 
@@ -143,10 +160,17 @@ def _run_spark_job(
         thread.join(cfg.progress_interval)
         if not thread.is_alive():
             break
-        log.info(_progress(started, samples_done.value, planned, shards_done.value, len(shard_ids)))
+        samples, shards = samples_done.value, shards_done.value
+        if from_heartbeats:
+            try:
+                beat_samples, beat_shards = heartbeat_progress(fs, root)
+            except Exception:  # progress is a report: never end a run over it
+                beat_samples, beat_shards = 0, 0
+            samples, shards = min(planned, samples + beat_samples), min(len(shard_ids), shards + beat_shards)
+        log.info(_progress(started, samples, planned, shards, len(shard_ids)))
         now = time.time()
-        if shards_done.value != last_done:
-            last_change, last_done = now, shards_done.value
+        if shards != last_done:
+            last_change, last_done = now, shards
         elif now - last_change >= stall_after:
             last_change = now  # report again after another stall_after seconds
             try:

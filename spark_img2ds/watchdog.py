@@ -10,10 +10,12 @@ retries (``spark.task.maxFailures``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 EXIT_CODE = 75  # EX_TEMPFAIL: the task is worth retrying
 
@@ -59,6 +61,17 @@ class ShardWatchdog:
 
     def end(self) -> None:
         self._shard = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside (waiting for the next input rows) is not held against the shard."""
+        shard = self._shard
+        self._shard = None
+        try:
+            yield
+        finally:
+            self._last = time.monotonic()
+            self._shard = shard
 
     def check(self) -> None:
         """Raise ShardStalled if the watchdog gave up on the current shard."""

@@ -15,8 +15,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,20 +149,25 @@ def committed_stats(fs, root: str, name: str, shard_id: int) -> ShardStats | Non
 
 
 class _Heartbeat:
-    """The shard's entry under _running/: where it runs and how far it got, for stall reports."""
+    """The shard's entry under _running/: where it runs and how far it got, for progress and stall reports.
 
-    def __init__(self, fs, root: str, name: str, total: int) -> None:
-        self.fs, self.path = fs, storage.running_path(root, name)
+    A committed shard's entry stays, marked committed, until its task ends: the driver
+    counts it until the task's accumulators, sent when the task ends, take over.
+    """
+
+    def __init__(self, fs, root: str, name: str, total: int, every: float = HEARTBEAT_SECONDS) -> None:
+        self.fs, self.path, self.every = fs, storage.running_path(root, name), every
         self.info = {"shard": name, "host": socket.gethostname(), "pid": os.getpid(), "total": total}
         self.info["started"] = time.time()
         self.last = 0.0
 
-    def update(self, done: int, force: bool = False) -> None:
+    def update(self, done: int, force: bool = False, committed: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self.last >= HEARTBEAT_SECONDS:
+        if force or now - self.last >= self.every:
             self.last = now
+            info = {**self.info, "done": done, "updated": time.time(), "committed": committed}
             with contextlib.suppress(Exception):  # a report, never a reason to fail the shard
-                storage.write_json(self.fs, self.path, {**self.info, "done": done, "updated": time.time()})
+                storage.write_json(self.fs, self.path, info)
 
     def remove(self) -> None:
         with contextlib.suppress(Exception):
@@ -170,11 +176,198 @@ class _Heartbeat:
 
 def _await(future: Future, watchdog: ShardWatchdog | None) -> Sample:
     """The future's sample, giving up if the watchdog declares the shard stalled."""
-    while not future.done():
-        wait([future], timeout=0.5)
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except FutureTimeout:
+            if watchdog is not None:
+                watchdog.check()
+
+
+class _OpenShard:
+    """One shard being downloaded: its rows, its writer, its stats and its heartbeat."""
+
+    def __init__(
+        self, cfg: Config, fs, root: str, shard_id: int, table: pa.Table, heartbeat_every: float = HEARTBEAT_SECONDS
+    ) -> None:
+        self.cfg, self.shard_id = cfg, shard_id
+        self.name = keys.shard_name(shard_id, cfg.oom_shard_count)
+        table = table.sort_by(INDEX_COL)
+        self.indices = table.column(INDEX_COL).to_pylist()
+        self.urls = table.column(URL_COL).to_pylist()
+        self.rows = len(self.urls)
+        self.captions = table.column(CAPTION_COL).to_pylist() if cfg.caption_col else [None] * self.rows
+        self.extra_names = cfg.additional_columns
+        self.extra_values = [table.column(c).to_pylist() for c in self.extra_names]
+        self.schema = metadata_schema(cfg, [table.schema.field(c) for c in self.extra_names])
+        self.fs, self.root = fs, root
+        self.stats = ShardStats(shard_id=shard_id, start_time=time.time())
+        self.heartbeat = _Heartbeat(fs, root, self.name, self.rows, heartbeat_every)
+        self.submitted = 0  # rows handed to the pool
+        self.writer = None
+
+    def open(self) -> None:
+        self.heartbeat.update(0, force=True)
+        self.writer = WRITERS[self.cfg.output_format](self.fs, self.root, self.name, self.cfg, self.schema)
+
+    def write(self, i: int, sample: Sample) -> bool:
+        """Store row i's outcome (rows come in index order); True once every row is stored."""
+        cfg = self.cfg
+        key = keys.sample_key(self.shard_id, self.indices[i], cfg.oom_sample_per_shard, cfg.oom_shard_count)
+        extras = {c: v[i] for c, v in zip(self.extra_names, self.extra_values, strict=True)}
+        meta = _meta(cfg, extras, self.captions[i], self.urls[i], key, sample)
+        self.writer.write(key, sample.image, self.captions[i], meta)
+        self.stats.record(sample.status, sample.error_message, sample.nbytes)
+        self.heartbeat.update(self.stats.count)
+        return self.stats.count == self.rows
+
+    def commit(self) -> ShardStats:
+        """Publish the shard's files, then its stats marker last."""
+        self.writer.close()
+        self.stats.end_time = time.time()
+        storage.write_json(self.fs, storage.join(self.root, keys.stats_name(self.name)), self.stats.to_json())
+        self.heartbeat.update(self.rows, force=True, committed=True)
+        return self.stats
+
+    def abort(self, err: BaseException) -> None:
+        """Discard this attempt's files."""
+        if self.writer is not None:
+            self.writer.abort(err)
+        self.heartbeat.remove()
+
+
+ShardOutcome = tuple[int, "ShardStats | Exception"]
+
+
+def run_shards(
+    cfg: Config,
+    tables: Iterable[tuple[int, pa.Table]],
+    make_sample: Callable[[str | None], Sample],
+    pool: ThreadPoolExecutor,
+    on_sample: Callable[[], None] | None = None,
+    watchdog: ShardWatchdog | None = None,
+    heartbeat_every: float = HEARTBEAT_SECONDS,
+) -> Iterator[ShardOutcome]:
+    """Download and write shards one after another through one window of requests.
+
+    The next shard's downloads start while the current one's last samples are still in
+    flight, so a boundary between shards leaves no slot idle. Each shard is written in
+    index order and committed on its own: files first, its stats marker last. A shard
+    whose marker already exists (a task retry after a lost executor, a speculative
+    duplicate, a rerun) is not downloaded again: its committed stats are reported.
+    A shard that fails (storage error, stall) is abandoned alone, with its files
+    discarded, and reported with its error; the others go on. Heartbeats are written
+    every heartbeat_every seconds; those of committed shards are removed at the end.
+    """
+    fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
+    upcoming = iter(tables)
+    window = max(1, pool_size(cfg) * WINDOW_PER_THREAD)
+    pending: deque[tuple[_OpenShard, int, Future]] = deque()
+    ready: deque[ShardOutcome] = deque()  # outcomes known before the shard reaches the head
+    feeding: _OpenShard | None = None
+    exhausted = False
+    head: _OpenShard | None = None
+    committed: list[_OpenShard] = []
+
+    def next_table() -> tuple[int, pa.Table] | None:
+        if watchdog is None:
+            return next(upcoming, None)
+        with watchdog.paused():
+            return next(upcoming, None)
+
+    def next_shard() -> _OpenShard | None:
+        nonlocal exhausted
+        while (item := next_table()) is not None:
+            shard_id, table = item
+            try:
+                shard = _OpenShard(cfg, fs, root, shard_id, table, heartbeat_every)
+                done = committed_stats(fs, root, shard.name, shard_id)
+                if done is not None:
+                    ready.append((shard_id, done))
+                    continue
+                shard.open()
+            except MemoryError:
+                raise
+            except Exception as err:
+                ready.append((shard_id, err))
+                continue
+            return shard
+        exhausted = True
+        return None
+
+    def fill() -> None:
+        nonlocal feeding
+        while len(pending) < window:
+            if feeding is None or feeding.submitted == feeding.rows:
+                feeding = None if exhausted else next_shard()
+                if feeding is None:
+                    return
+            i = feeding.submitted
+            feeding.submitted += 1
+            pending.append((feeding, i, pool.submit(make_sample, feeding.urls[i])))
+
+    def drop(shard: _OpenShard, err: BaseException) -> None:
+        nonlocal feeding
+        while pending and pending[0][0] is shard:
+            pending.popleft()[2].cancel()  # do not spend the pool on a shard that is being abandoned
+        if feeding is shard:
+            feeding = None
+        shard.abort(err)
+
+    try:
+        fill()
+        while pending or ready:
+            while ready:
+                yield ready.popleft()
+            if not pending:
+                fill()
+                continue
+            shard, i, future = pending[0]
+            if shard is not head:
+                head = shard
+                if watchdog is not None:
+                    watchdog.begin(shard.name)
+            try:
+                sample = _await(future, watchdog)
+                pending.popleft()
+                complete = shard.write(i, sample)
+                if complete:
+                    stats = shard.commit()
+                    committed.append(shard)
+                if watchdog is not None:
+                    watchdog.beat()
+            except MemoryError:
+                raise  # fatal: the task fails and Spark retries it on a fresh worker
+            except Exception as err:
+                drop(shard, err)
+                head = None
+                if watchdog is not None:
+                    watchdog.end()
+                yield shard.shard_id, err
+                fill()
+                continue
+            if on_sample is not None:
+                on_sample()
+            fill()
+            if complete:
+                head = None
+                if watchdog is not None:
+                    watchdog.end()
+                yield shard.shard_id, stats
+    except BaseException as err:
+        abandoned = {id(s): s for s, _, _ in pending}
+        if feeding is not None:
+            abandoned[id(feeding)] = feeding
+        for _, _, future in pending:
+            future.cancel()
+        for shard in abandoned.values():
+            shard.abort(err)
+        raise
+    finally:
         if watchdog is not None:
-            watchdog.check()
-    return future.result()
+            watchdog.end()
+        for shard in committed:
+            shard.heartbeat.remove()
 
 
 def run_shard(
@@ -186,73 +379,12 @@ def run_shard(
     on_sample: Callable[[], None] | None = None,
     watchdog: ShardWatchdog | None = None,
 ) -> ShardStats:
-    """Download and write one shard; its files are committed, then its stats marker last.
-
-    A shard whose marker already exists (a task retry after a lost executor, a speculative
-    duplicate, a rerun) is not downloaded again: its committed stats are returned.
-    """
-    fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
-    name = keys.shard_name(shard_id, cfg.oom_shard_count)
-    done = committed_stats(fs, root, name, shard_id)
-    if done is not None:
-        return done
-    table = table.sort_by(INDEX_COL)
-    d = cfg.oom_sample_per_shard
-    indices = table.column(INDEX_COL).to_pylist()
-    urls = table.column(URL_COL).to_pylist()
-    captions = table.column(CAPTION_COL).to_pylist() if cfg.caption_col else [None] * len(urls)
-    extra_names = cfg.additional_columns
-    extra_values = [table.column(c).to_pylist() for c in extra_names]
-    schema = metadata_schema(cfg, [table.schema.field(c) for c in extra_names])
-
-    stats = ShardStats(shard_id=shard_id, start_time=time.time())
-    heartbeat = _Heartbeat(fs, root, name, len(urls))
-    heartbeat.update(0, force=True)
-    if watchdog is not None:
-        watchdog.begin(name)
-    writer = None
-    pending: deque[tuple[int, Future]] = deque()
-    try:
-        writer = WRITERS[cfg.output_format](fs, root, name, cfg, schema)
-        todo = iter(range(len(urls)))
-        window = max(1, pool_size(cfg) * WINDOW_PER_THREAD)
-
-        def submit_next() -> None:
-            i = next(todo, None)
-            if i is not None:
-                pending.append((i, pool.submit(make_sample, urls[i])))
-
-        for _ in range(window):
-            submit_next()
-        while pending:
-            i, future = pending[0]
-            sample = _await(future, watchdog)
-            pending.popleft()
-            submit_next()
-            key = keys.sample_key(shard_id, indices[i], d, cfg.oom_shard_count)
-            extras = {c: v[i] for c, v in zip(extra_names, extra_values, strict=True)}
-            meta = _meta(cfg, extras, captions[i], urls[i], key, sample)
-            writer.write(key, sample.image, captions[i], meta)
-            stats.record(sample.status, sample.error_message, sample.nbytes)
-            if watchdog is not None:
-                watchdog.beat()
-            heartbeat.update(stats.count)
-            if on_sample is not None:
-                on_sample()
-        writer.close()
-        stats.end_time = time.time()
-        storage.write_json(fs, storage.join(root, keys.stats_name(name)), stats.to_json())
-    except BaseException as err:
-        for _, future in pending:
-            future.cancel()  # do not spend the pool on a shard that is being abandoned
-        if writer is not None:
-            writer.abort(err)
-        raise
-    finally:
-        if watchdog is not None:
-            watchdog.end()
-        heartbeat.remove()
-    return stats
+    """Download and write one shard (see run_shards); raises the shard's error."""
+    for _, outcome in run_shards(cfg, [(shard_id, table)], make_sample, pool, on_sample, watchdog):
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    raise AssertionError("run_shards reported nothing for the shard")
 
 
 def start_threads(pool: ThreadPoolExecutor, n: int, timeout: float = 30.0) -> None:
@@ -296,7 +428,9 @@ def _result(shard_id: int, ok: bool, stats: str | None, error: str | None) -> pa
     return pa.RecordBatch.from_pylist([{"shard_id": shard_id, "ok": ok, "stats": stats, "error": error}], RESULT_SCHEMA)
 
 
-def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callable:
+def partition_worker(
+    cfg: Config, samples_done=None, shards_done=None, heartbeat_every: float = HEARTBEAT_SECONDS
+) -> Callable:
     """The function given to mapInArrow: one result row per shard of the partition."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -311,17 +445,14 @@ def partition_worker(cfg: Config, samples_done=None, shards_done=None) -> Callab
             ThreadPoolExecutor(max_workers=pool_size(cfg), thread_name_prefix="img2ds") as pool,
         ):
             start_threads(pool, pool_size(cfg))
-            for shard_id, table in _shard_tables(batches):
-                try:
-                    stats = run_shard(cfg, shard_id, table, make_sample, pool, bump, watchdog)
-                except MemoryError:
-                    raise  # fatal: let Spark retry the task on a fresh worker
-                except Exception as err:
-                    detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+            shards = run_shards(cfg, _shard_tables(batches), make_sample, pool, bump, watchdog, heartbeat_every)
+            for shard_id, outcome in shards:
+                if isinstance(outcome, Exception):
+                    detail = "".join(traceback.format_exception_only(type(outcome), outcome)).strip()
                     yield _result(shard_id, False, None, detail)
                     continue
                 if shards_done is not None:
                     shards_done.add(1)
-                yield _result(shard_id, True, json.dumps(stats.to_json()), None)
+                yield _result(shard_id, True, json.dumps(outcome.to_json()), None)
 
     return run

@@ -125,6 +125,11 @@ class ShardWriter:
 
     def abort(self, err: BaseException) -> None:
         """Discard every file of this attempt."""
+        if self.metadata is not None:
+            # Finished now, into the file being discarded: left open, the parquet writer
+            # would write its footer to a closed file when it is collected.
+            with contextlib.suppress(Exception):
+                self.metadata.close()
         self._stack.__exit__(type(err), err, err.__traceback__)
 
 
