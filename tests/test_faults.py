@@ -123,7 +123,7 @@ def test_killed_local_run_leaves_no_truncated_tar_and_rerun_completes(server, tm
     assert_each_row_once(str(out), urls)
 
 
-# --- the shard watchdog and the stall report -----------------------------------------------------
+# --- the shard watchdog, the stall report and progress ------------------------------------------
 
 
 def test_watchdog_abandons_a_shard_without_progress_and_the_summary_says_why(spark, server, tmp_path):
@@ -151,27 +151,49 @@ def test_watchdog_abandons_a_shard_without_progress_and_the_summary_says_why(spa
     assert (out / "00000.tar").exists()
 
 
+def _logged_download(spark, caplog, url_list: Path, out: Path, **options):
+    """A small webdataset run with the driver's INFO log captured."""
+    with caplog.at_level(logging.INFO, logger="spark_img2ds"):
+        return download(
+            str(url_list),
+            spark=spark,
+            output_folder=str(out),
+            output_format="webdataset",
+            image_size=32,
+            allow_private_networks=True,
+            **options,
+        )
+
+
 def test_driver_reports_running_shards_when_none_finishes(spark, server, tmp_path, caplog):
     url_list = tmp_path / "urls.txt"
     url_list.write_text("".join(f"{server.url}/delay/1.2/china.jpg?i={i}\n" for i in range(4)))
-    with caplog.at_level(logging.INFO, logger="spark_img2ds"):
-        summary = download(
-            str(url_list),
-            spark=spark,
-            output_folder=str(tmp_path / "ds"),
-            output_format="webdataset",
-            image_size=32,
-            thread_count=1,
-            number_sample_per_shard=4,
-            stall_timeout=2,
-            progress_interval=0.5,
-            allow_private_networks=True,
-        )
+    options = dict(thread_count=1, number_sample_per_shard=4, stall_timeout=2, progress_interval=0.5)
+    summary = _logged_download(spark, caplog, url_list, tmp_path / "ds", **options)
     assert summary.complete
     stall_lines = [r.getMessage() for r in caplog.records if "no shard finished" in r.getMessage()]
     named = [line for line in stall_lines if re.search(r"shard 00000: \d/4 samples on \S+ \(pid \d+\)", line)]
     assert named, f"the driver never named the running shard: {stall_lines}"
     assert "last heartbeat" in named[0]
+
+
+def test_progress_is_reported_while_a_task_of_several_shards_runs(spark, server, tmp_path, caplog):
+    """Accumulators arrive only when a task ends; the progress line reads heartbeats meanwhile."""
+    url_list = tmp_path / "urls.txt"
+    fast = [f"{server.url}/img/china.jpg?i={i}" for i in range(4)]  # shard 0 commits early
+    slow = [f"{server.url}/delay/0.6/china.jpg?i={i}" for i in range(4, 8)]  # shard 1 takes >= 1.2 s more
+    url_list.write_text("".join(u + "\n" for u in fast + slow))
+    options = dict(thread_count=2, number_sample_per_shard=4, shards_per_task=2, progress_interval=0.3)
+    summary = _logged_download(spark, caplog, url_list, tmp_path / "ds", **options)
+    assert summary.complete and summary.successes == 8
+    seen = [
+        tuple(int(x) for x in m.groups())
+        for r in caplog.records
+        if (m := re.search(r"progress: (\d+)/2 shards, (\d+)/8 samples", r.getMessage()))
+    ]
+    assert any(0 < samples < 8 for _, samples in seen), f"no progress while the task ran: {seen}"
+    assert any(shards == 1 and 4 <= samples < 8 for shards, samples in seen), f"shard 0's commit went unseen: {seen}"
+    assert not (tmp_path / "ds" / "_running").exists()
 
 
 # --- S3 misbehaving ----------------------------------------------------------------------------------

@@ -249,36 +249,3 @@ def test_tasks_of_several_shards_write_the_same_bytes_as_single_shard_tasks(spar
         files[per_task] = {p.name: p.read_bytes() for p in out.glob("0000*") if not p.name.endswith("_stats.json")}
     assert sorted(files[1]) == sorted(files[3]) and len(files[1]) == 10
     assert files[1] == files[3]
-
-
-def test_progress_is_reported_while_a_task_of_several_shards_runs(spark, server, tmp_path, caplog):
-    """Accumulators arrive only when a task ends; the progress line reads heartbeats meanwhile."""
-    import logging
-    import re
-
-    url_list = tmp_path / "urls.txt"
-    fast = [f"{server.url}/img/china.jpg?i={i}" for i in range(4)]  # shard 0 commits early
-    slow = [f"{server.url}/delay/0.6/china.jpg?i={i}" for i in range(4, 8)]  # shard 1 takes >= 1.2 s more
-    url_list.write_text("".join(u + "\n" for u in fast + slow))
-    with caplog.at_level(logging.INFO, logger="spark_img2ds"):
-        summary = download(
-            str(url_list),
-            spark=spark,
-            output_folder=str(tmp_path / "ds"),
-            output_format="webdataset",
-            image_size=32,
-            thread_count=2,
-            number_sample_per_shard=4,
-            shards_per_task=2,
-            progress_interval=0.3,
-            allow_private_networks=True,
-        )
-    assert summary.complete and summary.successes == 8
-    seen = [
-        tuple(int(x) for x in m.groups())
-        for r in caplog.records
-        if (m := re.search(r"progress: (\d+)/2 shards, (\d+)/8 samples", r.getMessage()))
-    ]
-    assert any(0 < samples < 8 for _, samples in seen), f"no progress while the task ran: {seen}"
-    assert any(shards == 1 and 4 <= samples < 8 for shards, samples in seen), f"shard 0's commit went unseen: {seen}"
-    assert not (tmp_path / "ds" / "_running").exists()
