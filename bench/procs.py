@@ -189,13 +189,21 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
     def sample(self) -> None:
-        for pid, parent in descendants(self.root).items():
+        tree = descendants(self.root)
+        # Read every command line on every poll: a process seen between fork and exec (a JVM
+        # starting the PySpark daemon) shows its parent's command line, and exec keeps its
+        # pid and start time. Classified once, it kept the wrong kind for good.
+        cmds = {pid: cmdline(pid) for pid in tree}
+        for pid, parent in tree.items():
             fields = stat_fields(pid)
-            if not fields or (pid in self.seen and self.seen[pid].start == fields[19]):
+            cmd = cmds[pid]
+            if not fields:
                 continue
-            cmd = cmdline(pid)
-            parent_cmd = self.seen[parent].cmd if parent in self.seen else cmdline(parent)
+            known = self.seen.get(pid)
+            parent_cmd = cmds.get(parent) or cmdline(parent)
             unreaped = bool(self.unreaped_match and self.unreaped_match(cmd, parent_cmd))
+            if known is not None and known.start == fields[19] and known.cmd == cmd and known.unreaped == unreaped:
+                continue
             self.seen[pid] = Seen(fields[19], cmd, self.rss_match(cmd), unreaped)
         for pid, info in self.seen.items():
             fields = stat_fields(pid)

@@ -68,3 +68,24 @@ def test_the_python_workers_of_a_local_session_are_counted_as_pyspark_workers(sp
     assert "spark_img2ds.worker_daemon" in daemon  # the session fixture starts workers as a run does
     assert is_pyspark_worker(worker) and is_forked_pyspark_worker(worker, daemon)
     assert not is_pyspark_worker(cmdline(os.getpid()))  # the driver (pytest here) is not one
+
+
+def test_a_process_seen_before_its_exec_is_classified_by_its_new_command():
+    """The sampler may poll between fork and exec; the kind must follow the exec."""
+    # The marker is joined only at exec time, so the command line before exec does not hold it.
+    late = "'import time; time.sleep(1.5)  # exec-' + 'marker'"
+    early = f"import os, sys, time; time.sleep(0.6); os.execv(sys.executable, [sys.executable, '-c', {late}])"
+    proc = subprocess.Popen([sys.executable, "-c", early])
+    sampler = TreeSampler(
+        root=os.getpid(),
+        rss_match=lambda cmd: "exec-marker" in cmd,
+        unreaped_match=lambda cmd, parent: "exec-marker" in cmd,
+        interval=0.1,
+    ).start()
+    try:
+        proc.wait(10)
+    finally:
+        sampler.stop()
+    seen = sampler.seen[proc.pid]
+    assert "exec-marker" in seen.cmd and seen.rss and seen.unreaped
+    assert sampler.cpu_s.get(proc.pid, -1) >= 0 and proc.pid in sampler.peaks_kb
