@@ -205,7 +205,7 @@ def shards_to_run(
     slots = partition_slots(n)
     pairs_of = [(s, g) for g, members in enumerate(groups) for s in members]
     if slots is None:
-        wanted = spark.createDataFrame([(s, g) for s, g in pairs_of], f"{SHARD_COL} long, {SLOT} long")
+        wanted = spark.createDataFrame(pairs_of, f"{SHARD_COL} long, {SLOT} long")
         rows = keyed.join(F.broadcast(wanted), SHARD_COL).repartitionByRange(n, SLOT).drop(SLOT)
     elif len(pairs_of) <= map_limit:
         # Shard ids are never negative: with no shard asked for, the one key matches no row.

@@ -370,23 +370,6 @@ def run_shards(
             shard.heartbeat.remove()
 
 
-def run_shard(
-    cfg: Config,
-    shard_id: int,
-    table: pa.Table,
-    make_sample: Callable[[str | None], Sample],
-    pool: ThreadPoolExecutor,
-    on_sample: Callable[[], None] | None = None,
-    watchdog: ShardWatchdog | None = None,
-) -> ShardStats:
-    """Download and write one shard (see run_shards); raises the shard's error."""
-    for _, outcome in run_shards(cfg, [(shard_id, table)], make_sample, pool, on_sample, watchdog):
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-    raise AssertionError("run_shards reported nothing for the shard")
-
-
 def start_threads(pool: ThreadPoolExecutor, n: int, timeout: float = 30.0) -> None:
     """Start all n threads of the pool before any work is given to it.
 
