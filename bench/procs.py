@@ -197,7 +197,7 @@ class TreeSampler:
         for pid, parent in tree.items():
             fields = stat_fields(pid)
             cmd = cmds[pid]
-            if not fields:
+            if not fields or not cmd:  # an exiting process (a zombie) has no command line: keep its kind
                 continue
             known = self.seen.get(pid)
             parent_cmd = cmds.get(parent) or cmdline(parent)

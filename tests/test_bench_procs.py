@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from bench.procs import TreeSampler
+from bench.procs import TreeSampler, stat_fields
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,9 +84,14 @@ def test_a_process_seen_before_its_exec_is_classified_by_its_new_command():
         interval=0.1,
     ).start()
     try:
-        proc.wait(10)
+        # Left unreaped for a few polls: a zombie's command line is empty, which must not reclassify it.
+        deadline = time.monotonic() + 10
+        while (f := stat_fields(proc.pid)) and f[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.4)
     finally:
         sampler.stop()
+        proc.wait(10)
     seen = sampler.seen[proc.pid]
     assert "exec-marker" in seen.cmd and seen.rss and seen.unreaped
     assert sampler.cpu_s.get(proc.pid, -1) >= 0 and proc.pid in sampler.peaks_kb
