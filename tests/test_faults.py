@@ -56,6 +56,26 @@ def test_watchdog_verdict(idle, stalled, expected):
     assert watchdog.verdict(idle, 10, stalled) == expected
 
 
+def test_watchdog_does_not_hold_time_waiting_for_input_against_the_shard():
+    """A task waiting on Spark for its next shard's rows is not a stalled shard."""
+    limit = 1.5
+    # The shard is always ended well before 2 x limit without a sample, when the watchdog
+    # would end this process (pytest's own), whether the test passes or fails.
+    with watchdog.ShardWatchdog(limit) as dog:
+        try:
+            dog.begin("00000")
+            with dog.paused():
+                time.sleep(1.6 * limit)  # a watched shard would be declared stalled by now
+            dog.check()
+            deadline = time.monotonic() + 1.6 * limit
+            with pytest.raises(watchdog.ShardStalled):  # outside the pause the limit holds again
+                while time.monotonic() < deadline:
+                    dog.check()
+                    time.sleep(0.05)
+        finally:
+            dog.end()
+
+
 def test_cleanup_partial_removes_only_temporary_files(tmp_path):
     fs, root = storage.filesystem(str(tmp_path))
     (tmp_path / "00000.tar").write_bytes(b"done")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
+import pytest
 
 from spark_img2ds.config import Config
 from spark_img2ds.worker import INDEX_COL, SHARD_COL, partition_worker, pool_size, start_threads
@@ -138,6 +139,9 @@ def test_the_next_shard_downloads_while_the_last_one_finishes(image_dir, tmp_pat
     assert srv.peak == 4, "shard 1's downloads waited for shard 0 to finish"
 
 
+# An aborted shard's parquet writer must be closed into its discarded file, not left to write
+# its footer to a closed file when it is collected (an unraisable error, turned into a failure here).
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_a_failing_shard_is_abandoned_alone(server, tmp_path):
     """Shard 1 stalls and shard 2 cannot be published; shards 0 and 3 are written whole."""
     out = tmp_path / "out"
