@@ -78,17 +78,22 @@ def split_offsets(groups: list[tuple[str, int, int, int]]) -> list[tuple[str, in
 def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     """Add SHARD_COL and INDEX_COL to every row, deterministically from input order.
 
-    Input read as one split (a file up to 128 MB, any gzipped file, a one-partition
-    DataFrame) is numbered by its row id alone, after a plain count: the per-split
-    counts, their offsets and the join that adds them cost a first run about a
-    second of Spark planning for nothing.
+    Input from one file (or a DataFrame) whose rows all sit in Spark's first partition
+    (a file up to 128 MB, any gzipped file, a one-partition DataFrame) is numbered by its
+    row id alone. One job counts the rows and finds the largest row id: ids 0..n-1 prove
+    it, since a row of any later partition has an id of at least 2^33. The per-split
+    counts, their offsets and the join that adds them would cost a first run about a
+    second of Spark planning for nothing. Several small files can share one partition,
+    in the order Spark packs them (largest first), so they always take the general path.
     """
     from pyspark.sql import functions as F
 
     spark = df.sparkSession
     df = df.withColumn(ROW_ID, F.monotonically_increasing_id())
-    if df.rdd.getNumPartitions() == 1:
-        return _keyed(df, F.col(ROW_ID), number_sample_per_shard, df.count())
+    if len(df.inputFiles()) <= 1:
+        found = df.agg(F.count(F.lit(1)).alias("rows"), F.max(ROW_ID).alias("last")).first()
+        if in_first_partition(int(found["rows"]), found["last"]):
+            return _keyed(df, F.col(ROW_ID), number_sample_per_shard, int(found["rows"]))
     counts = (
         df.groupBy(FILE_COL, BLOCK_COL).agg(F.count(F.lit(1)).alias("rows"), F.min(ROW_ID).alias("first")).collect()
     )
@@ -98,6 +103,15 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     )
     joined = df.join(F.broadcast(bases), [FILE_COL, BLOCK_COL])
     return _keyed(joined, F.col(BASE) + F.col(ROW_ID), number_sample_per_shard, sum(g[2] for g in groups))
+
+
+def in_first_partition(rows: int, last_row_id: int | None) -> bool:
+    """Whether rows whose largest monotonically_increasing_id is last_row_id all sit in partition 0.
+
+    Spark's ids are (partition index << 33) + position in the partition, so only rows of
+    partition 0, and all of them, make the ids exactly 0..rows-1.
+    """
+    return rows == 0 or last_row_id == rows - 1
 
 
 def _keyed(df: DataFrame, position: Column, number_sample_per_shard: int, total: int) -> KeyedInput:

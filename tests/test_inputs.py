@@ -77,12 +77,14 @@ def test_format_gives_positional_keys(spark, server, tmp_path, fmt):
             assert int(meta[r["url"]]["n"]) == i
 
 
-def test_folder_of_files_is_read_in_sorted_file_order(spark, server, tmp_path):
+@pytest.mark.parametrize("cut", [7, 3])
+def test_folder_of_files_is_read_in_sorted_file_order(spark, server, tmp_path, cut):
     data = rows(server.url)
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
-    # b.csv sorts after a.csv whatever their sizes; files of other formats are ignored
-    for name, part in (("b", data[7:]), ("a", data[:7])):
+    # b.csv sorts after a.csv whatever their sizes; files of other formats are ignored.
+    # Small files share one Spark partition, largest first: with cut 3, b.csv comes first there.
+    for name, part in (("b", data[cut:]), ("a", data[:cut])):
         write_input(folder, "csv", part)
         (folder / "input.csv").rename(folder / f"{name}.csv")
     (folder / "ignored.txt").write_text("http://example.invalid/nope.jpg\n")

@@ -111,6 +111,26 @@ def test_rows_are_numbered_in_input_order_with_one_split_or_several(spark, parti
     assert set(keyed.df.columns) == {"id", SHARD_COL, INDEX_COL}
 
 
+def test_rows_of_a_later_partition_alone_are_numbered_from_zero(spark):
+    per_shard = 7
+    df = (
+        spark.range(0, 60, 1, 3)
+        .where(F.col("id") >= 40)  # only the third partition keeps rows: their ids start at 2 << 33
+        .select("id", F.lit("f").alias(FILE_COL), F.spark_partition_id().cast("long").alias(BLOCK_COL))
+    )
+    keyed = sharding.assign_shards(df, per_shard)
+    assert keyed.total_rows == 20
+    got = {r["id"]: (r[SHARD_COL], r[INDEX_COL]) for r in keyed.df.collect()}
+    assert got == {i: divmod(i - 40, per_shard) for i in range(40, 60)}
+
+
+def test_only_row_ids_zero_to_n_minus_one_prove_a_single_first_partition():
+    assert sharding.in_first_partition(0, None)
+    assert sharding.in_first_partition(5, 4)
+    assert not sharding.in_first_partition(5, (1 << 33) + 4)  # five rows, all in partition 1
+    assert not sharding.in_first_partition(5, (1 << 33) + 1)  # three in partition 0, two in partition 1
+
+
 def test_shards_not_asked_for_are_left_out_by_the_literal_map(spark):
     shard = (F.col("id") / 10).cast("long").alias(SHARD_COL)
     rows = sharding.shards_to_run(spark.range(40).select(shard, (F.col("id") % 10).alias(INDEX_COL)), [2]).collect()
