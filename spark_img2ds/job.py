@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from spark_img2ds import __version__, keys, reader, sharding, storage
 from spark_img2ds.config import Config
 from spark_img2ds.errors import ConfigError, Img2dsError
-from spark_img2ds.session import get_session, warm_python_workers
+from spark_img2ds.session import get_session, preload_driver_modules, warm_python_workers
 from spark_img2ds.stats import ShardStats, merge
 from spark_img2ds.worker import HEARTBEAT_SECONDS, RESULT_DDL, partition_worker
 
@@ -201,6 +201,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
+    preload_driver_modules()
     spark = get_session(cfg, spark)
     warm_up = warm_python_workers(spark)
     with sharding.pinned_split_conf(spark):

@@ -40,6 +40,26 @@ def local_java_options() -> str:
     return f"{LOCAL_JVM_OPTIONS} {java_options(usable_archive())}".strip()
 
 
+def _import_pandas() -> None:
+    with contextlib.suppress(Exception):  # only a head start: mapInArrow imports (and reports) it itself
+        import pandas  # noqa: F401
+
+
+def preload_driver_modules() -> threading.Thread:
+    """Import pandas in the background, which building the download's mapInArrow would import.
+
+    PySpark imports it there (its pandas_udf checks the pandas version): about 0.25 s on
+    the way to the first shard. Started before the session, it runs while the JVM starts
+    and the driver thread only waits. pyspark.sql, which imports pyspark's own pandas
+    modules, is imported here first, so the two threads never import into one cycle.
+    """
+    import pyspark.sql  # noqa: F401
+
+    thread = threading.Thread(target=_import_pandas, name="img2ds-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def get_session(cfg: Config, spark: SparkSession | None = None, java_options: str | None = None) -> SparkSession:
     """The given session, else the active one, else a new one.
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -76,3 +78,18 @@ def test_finish_cancels_a_warm_up_still_queued_behind_busy_slots(spark, tmp_path
     assert not warm.is_alive() and time.monotonic() - started < 5  # well before the slots free up
     assert warm.error is not None and not warm.pids  # cancelled, not completed
     blocker.join(30)
+
+
+def test_preload_imports_pandas_in_the_background_for_mapinarrow():
+    code = (
+        "import sys\n"
+        "from spark_img2ds.session import preload_driver_modules\n"
+        "assert 'pandas' not in sys.modules\n"
+        "thread = preload_driver_modules()\n"
+        "assert thread.daemon\n"
+        "thread.join(60)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
