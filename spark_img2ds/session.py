@@ -40,22 +40,26 @@ def local_java_options() -> str:
     return f"{LOCAL_JVM_OPTIONS} {java_options(usable_archive())}".strip()
 
 
-def _import_pandas() -> None:
-    with contextlib.suppress(Exception):  # only a head start: mapInArrow imports (and reports) it itself
-        import pandas  # noqa: F401
+def _check_arrow_udf_requirements() -> None:
+    from pyspark.sql.pandas.utils import require_minimum_pandas_version, require_minimum_pyarrow_version
+
+    with contextlib.suppress(Exception):  # only a head start: mapInArrow runs (and reports) these itself
+        require_minimum_pandas_version()
+        require_minimum_pyarrow_version()
 
 
 def preload_driver_modules() -> threading.Thread:
-    """Import pandas in the background, which building the download's mapInArrow would import.
+    """Run, in the background, the version checks that building the download's mapInArrow runs.
 
-    PySpark imports it there (its pandas_udf checks the pandas version): about 0.25 s on
-    the way to the first shard. Started before the session, it runs while the JVM starts
-    and the driver thread only waits. pyspark.sql, which imports pyspark's own pandas
-    modules, is imported here first, so the two threads never import into one cycle.
+    PySpark's pandas_udf imports pandas and distutils.version (through setuptools) to
+    check versions: about 0.33 s on the way to the first shard. Started before the
+    session, they run while the JVM starts and the driver thread only waits. pyspark.sql,
+    which imports pyspark's own pandas modules, is imported here first, so the two
+    threads never import into one cycle.
     """
     import pyspark.sql  # noqa: F401
 
-    thread = threading.Thread(target=_import_pandas, name="img2ds-preload", daemon=True)
+    thread = threading.Thread(target=_check_arrow_udf_requirements, name="img2ds-preload", daemon=True)
     thread.start()
     return thread
 

@@ -80,15 +80,15 @@ def test_finish_cancels_a_warm_up_still_queued_behind_busy_slots(spark, tmp_path
     blocker.join(30)
 
 
-def test_preload_imports_pandas_in_the_background_for_mapinarrow():
+def test_preload_imports_what_mapinarrow_checks_in_the_background():
     code = (
         "import sys\n"
         "from spark_img2ds.session import preload_driver_modules\n"
-        "assert 'pandas' not in sys.modules\n"
+        "assert 'pandas' not in sys.modules and 'distutils' not in sys.modules\n"
         "thread = preload_driver_modules()\n"
         "assert thread.daemon\n"
         "thread.join(60)\n"
-        "print('pandas' in sys.modules)\n"
+        "print('pandas' in sys.modules and 'distutils.version' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
