@@ -90,7 +90,7 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
 
     spark = df.sparkSession
     df = df.withColumn(ROW_ID, F.monotonically_increasing_id())
-    if len(df.inputFiles()) <= 1:
+    if input_file_count(df) <= 1:
         found = df.agg(F.count(F.lit(1)).alias("rows"), F.max(ROW_ID).alias("last")).first()
         if in_first_partition(int(found["rows"]), found["last"]):
             return _keyed(df, F.col(ROW_ID), number_sample_per_shard, int(found["rows"]))
@@ -103,6 +103,15 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     )
     joined = df.join(F.broadcast(bases), [FILE_COL, BLOCK_COL])
     return _keyed(joined, F.col(BASE) + F.col(ROW_ID), number_sample_per_shard, sum(g[2] for g in groups))
+
+
+def input_file_count(df: DataFrame) -> int:
+    """How many files df reads, asked of the JVM in one call.
+
+    DataFrame.inputFiles() copies the paths over py4j one call each: 0.4 s for 3,000
+    files, minutes for a million.
+    """
+    return len(df._jdf.inputFiles())
 
 
 def in_first_partition(rows: int, last_row_id: int | None) -> bool:

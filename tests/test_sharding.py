@@ -124,6 +124,14 @@ def test_rows_of_a_later_partition_alone_are_numbered_from_zero(spark):
     assert got == {i: divmod(i - 40, per_shard) for i in range(40, 60)}
 
 
+def test_input_file_count_counts_what_spark_reads(spark, tmp_path):
+    for name in ("b.txt", "a.txt", "c.txt"):
+        (tmp_path / name).write_text("http://x/1\n")
+    df = spark.read.text(str(tmp_path))
+    assert sharding.input_file_count(df) == len(df.inputFiles()) == 3
+    assert sharding.input_file_count(spark.range(3)) == 0
+
+
 def test_only_row_ids_zero_to_n_minus_one_prove_a_single_first_partition():
     assert sharding.in_first_partition(0, None)
     assert sharding.in_first_partition(5, 4)
