@@ -201,8 +201,11 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
-    preload_driver_modules()
-    spark = get_session(cfg, spark)
+    preload = preload_driver_modules()
+    try:
+        spark = get_session(cfg, spark)
+    finally:
+        preload.release()
     warm_up = warm_python_workers(spark)
     with sharding.pinned_split_conf(spark):
         if isinstance(cfg.url_list, str):

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from spark_img2ds import jvm_cache
 from spark_img2ds.config import Config
 from spark_img2ds.errors import EnvironmentProblem
 
@@ -35,33 +36,54 @@ def ensure_java() -> None:
 
 def local_java_options() -> str:
     """JVM options for a local session: C1-only JIT, and the class archive when one was built."""
-    from spark_img2ds.jvm_cache import java_options, usable_archive
-
-    return f"{LOCAL_JVM_OPTIONS} {java_options(usable_archive())}".strip()
+    return f"{LOCAL_JVM_OPTIONS} {jvm_cache.java_options(jvm_cache.usable_archive())}".strip()
 
 
-def _check_arrow_udf_requirements() -> None:
-    from pyspark.sql.pandas.utils import require_minimum_pandas_version, require_minimum_pyarrow_version
-
-    with contextlib.suppress(Exception):  # only a head start: mapInArrow runs (and reports) these itself
-        require_minimum_pandas_version()
-        require_minimum_pyarrow_version()
+PRELOAD_RELEASE_TIMEOUT = 600.0  # seconds the preload waits for the session before it gives up its head start
 
 
-def preload_driver_modules() -> threading.Thread:
-    """Run, in the background, the version checks that building the download's mapInArrow runs.
+class DriverPreload(threading.Thread):
+    """Imports, in the background, what building the download's mapInArrow imports.
 
-    PySpark's pandas_udf imports pandas and distutils.version (through setuptools) to
-    check versions: about 0.33 s on the way to the first shard. Started before the
-    session, they run while the JVM starts and the driver thread only waits. pyspark.sql,
-    which imports pyspark's own pandas modules, is imported here first, so the two
-    threads never import into one cycle.
+    PySpark's pandas_udf checks the pandas and pyarrow versions, which imports pandas
+    (about 0.2 s) and distutils.version (0.13 s more: setuptools' shim loads setuptools
+    and pkg_resources). pandas is imported at once, while the JVM starts and the driver
+    thread only waits. distutils waits for release(), which the driver calls once the
+    session stands: setuptools' shim imports setuptools inside a meta-path finder, that
+    is holding the interpreter's import lock, and setuptools takes logging's lock. PySpark
+    starts the JVM through a fork with a preexec_fn, which takes logging's lock and then
+    the import lock, so a thread importing distutils during that fork deadlocks the
+    driver. preload_driver_modules imports pyspark.sql (and with it pyspark's own pandas
+    modules) before it starts the thread, so the two threads never import into one cycle.
     """
+
+    def __init__(self) -> None:
+        super().__init__(name="img2ds-preload", daemon=True)
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """The session stands (or could not be had): the distutils import no longer races a fork."""
+        self._released.set()
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):  # only a head start: mapInArrow runs (and reports) these itself
+            import pandas  # noqa: F401
+
+            if not self._released.wait(PRELOAD_RELEASE_TIMEOUT):
+                return
+            from pyspark.sql.pandas.utils import require_minimum_pandas_version, require_minimum_pyarrow_version
+
+            require_minimum_pandas_version()
+            require_minimum_pyarrow_version()
+
+
+def preload_driver_modules() -> DriverPreload:
+    """Start the driver's background imports (see DriverPreload); call release() once the session stands."""
     import pyspark.sql  # noqa: F401
 
-    thread = threading.Thread(target=_check_arrow_udf_requirements, name="img2ds-preload", daemon=True)
-    thread.start()
-    return thread
+    preload = DriverPreload()
+    preload.start()
+    return preload
 
 
 def get_session(cfg: Config, spark: SparkSession | None = None, java_options: str | None = None) -> SparkSession:
