@@ -140,7 +140,7 @@ def _run_spark_job(
     from_heartbeats = per_task > 1
     heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if from_heartbeats else HEARTBEAT_SECONDS
     out = sharding.shards_to_run(keyed, shard_ids, per_task=per_task).mapInArrow(
-        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every), RESULT_DDL
+        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every, run_tag=group), RESULT_DDL
     )
     box: dict[str, Any] = {}
 

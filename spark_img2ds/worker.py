@@ -412,9 +412,16 @@ def _result(shard_id: int, ok: bool, stats: str | None, error: str | None) -> pa
 
 
 def partition_worker(
-    cfg: Config, samples_done=None, shards_done=None, heartbeat_every: float = HEARTBEAT_SECONDS
+    cfg: Config,
+    samples_done=None,
+    shards_done=None,
+    heartbeat_every: float = HEARTBEAT_SECONDS,
+    run_tag: str | None = None,
 ) -> Callable:
-    """The function given to mapInArrow: one result row per shard of the partition."""
+    """The function given to mapInArrow: one result row per shard of the partition.
+
+    run_tag names the run, so that its tasks may use the CPUs that its finished tasks left idle.
+    """
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import cv2
@@ -423,7 +430,7 @@ def partition_worker(
         make_sample = SampleMaker(cfg)
         bump = (lambda: samples_done.add(1)) if samples_done is not None else None
         with (
-            pinned_cpu(cfg.pin_cpus),
+            pinned_cpu(cfg.pin_cpus, tag=run_tag),
             ShardWatchdog(cfg.shard_stall_limit) as watchdog,
             ThreadPoolExecutor(max_workers=pool_size(cfg), thread_name_prefix="img2ds") as pool,
         ):

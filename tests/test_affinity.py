@@ -1,4 +1,5 @@
-"""CPU pinning of shard tasks: distinct CPUs for concurrent tasks, released on exit or death.
+"""CPU pinning of shard tasks: distinct CPUs for concurrent tasks, released on exit or death,
+and CPUs that finished tasks of the same run left idle, borrowed until claimed again.
 
 Concurrent tasks are separate Python workers, so the other claimants here are real processes.
 """
@@ -6,32 +7,37 @@ Concurrent tasks are separate Python workers, so the other claimants here are re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from spark_img2ds.affinity import pinned_cpu
+from spark_img2ds.affinity import is_spare, pinned_cpu
 
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 pytestmark = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs at least 2 CPUs")
 HOLDER = (
     "import os, sys, time\n"
     "from spark_img2ds.affinity import pinned_cpu\n"
-    "with pinned_cpu(True, sys.argv[1]) as cpu:\n"
+    "os.sched_setaffinity(0, [int(c) for c in sys.argv[3].split(',')])  # not the pin of the test's thread\n"
+    "with pinned_cpu(True, sys.argv[1], tag=sys.argv[2] or None) as cpu:\n"
     "    print(cpu, sorted(os.sched_getaffinity(0)), flush=True)\n"
     "    time.sleep(120)\n"
 )
 
 
 @contextlib.contextmanager
-def holders(locks, n: int):
-    """n worker-like processes, each holding a claim; yields [(process, cpu)]."""
+def holders(locks, n: int, tag: str = ""):
+    """n worker-like processes, each holding a claim labelled tag; yields [(process, cpu, mask)]."""
     procs = [
-        subprocess.Popen([sys.executable, "-c", HOLDER, str(locks)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(locks), tag, ",".join(map(str, CPUS))], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(n)
     ]
     try:
@@ -95,3 +101,66 @@ def test_a_lock_folder_that_cannot_be_made_runs_unpinned(tmp_path):
     with pinned_cpu(True, locks=str(blocker / "locks")) as cpu:
         assert cpu is None
         assert os.sched_getaffinity(0) == before
+
+
+def _wait_for_mask(want: set[int], limit: float = 5.0) -> set[int]:
+    deadline = time.monotonic() + limit
+    while (mask := os.sched_getaffinity(0)) != want and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return mask
+
+
+def test_a_cpu_a_finished_sibling_left_is_borrowed_until_claimed_again(tmp_path):
+    box = {}
+    started, seen = threading.Event(), threading.Event()
+
+    def pool_thread():  # started inside the block, like the download threads
+        started.set()
+        seen.wait(10)
+        box["mask"] = os.sched_getaffinity(0)
+
+    with holders(tmp_path, len(CPUS) - 1, tag="run-1") as held:
+        victim, victim_cpu, _ = held[0]
+        with pinned_cpu(True, str(tmp_path), tag="run-1", every=0.02) as cpu:
+            t = threading.Thread(target=pool_thread)
+            t.start()
+            started.wait(10)
+            assert os.sched_getaffinity(0) == {cpu}
+            victim.kill()
+            victim.wait(10)
+            assert _wait_for_mask({cpu, victim_cpu}) == {cpu, victim_cpu}
+            seen.set()
+            t.join(10)
+            assert box["mask"] == {cpu, victim_cpu}
+            with holders(tmp_path, 1) as [(_, newcomer, _)]:
+                assert newcomer == victim_cpu
+                assert _wait_for_mask({cpu}) == {cpu}
+    assert sorted(os.sched_getaffinity(0)) == CPUS
+
+
+def test_cpus_another_run_left_idle_are_not_borrowed(tmp_path):
+    with holders(tmp_path, len(CPUS) - 1, tag="another-run") as held:
+        with pinned_cpu(True, str(tmp_path), tag="run-1", every=0.02) as cpu:
+            for other, _, _ in held:
+                other.kill()
+                other.wait(10)
+            time.sleep(0.3)  # some fifteen looks at the other CPUs, now free but labelled by another run
+            assert os.sched_getaffinity(0) == {cpu}
+            with holders(tmp_path, 1, tag="run-1") as [(sibling, sibling_cpu, _)]:
+                sibling.kill()
+                sibling.wait(10)
+            assert _wait_for_mask({cpu, sibling_cpu}) == {cpu, sibling_cpu}
+
+
+def test_is_spare_reads_the_lock_and_the_label(tmp_path):
+    path = str(tmp_path / "cpu0.lock")
+    assert not is_spare(path, "run-1")  # no such file: never claimed
+    with open(path, "w") as f:
+        f.write("run-2")
+    assert not is_spare(path, "run-1")
+    with open(path, "w") as f:
+        f.write("run-1")
+    assert is_spare(path, "run-1")
+    with open(path) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert not is_spare(path, "run-1")

@@ -12,6 +12,7 @@ import pytest
 from e2e import FAULT_CASES, fault_rows, read_json, read_metadata, read_tars, write_csv
 
 from spark_img2ds import download
+from spark_img2ds.affinity import lock_dir
 from spark_img2ds.errors import InputError
 
 COMMON = dict(
@@ -249,3 +250,13 @@ def test_tasks_of_several_shards_write_the_same_bytes_as_single_shard_tasks(spar
         files[per_task] = {p.name: p.read_bytes() for p in out.glob("0000*") if not p.name.endswith("_stats.json")}
     assert sorted(files[1]) == sorted(files[3]) and len(files[1]) == 10
     assert files[1] == files[3]
+
+
+def test_download_tasks_label_the_cpus_they_claim_with_the_run(spark, server, tmp_path):
+    """The label lets a run's last task borrow the CPUs its finished siblings left idle (affinity.SpareCpus)."""
+    url_list = tmp_path / "urls.txt"
+    url_list.write_text("".join(f"{server.url}/img/china.jpg?i={i}\n" for i in range(4)))
+    summary = download(str(url_list), spark=spark, output_folder=str(tmp_path / "out"), **COMMON)
+    assert summary.complete and summary.successes == 4
+    labels = {p.read_text() for p in Path(lock_dir()).glob("cpu*.lock")}
+    assert summary.job_id in labels
