@@ -206,13 +206,22 @@ def test_progress_is_reported_while_a_task_of_several_shards_runs(spark, server,
     options = dict(thread_count=2, number_sample_per_shard=4, shards_per_task=2, progress_interval=0.3)
     summary = _logged_download(spark, caplog, url_list, tmp_path / "ds", **options)
     assert summary.complete and summary.successes == 8
-    seen = [
-        tuple(int(x) for x in m.groups())
+    lines = [
+        (r.created, m)
         for r in caplog.records
         if (m := re.search(r"progress: (\d+)/2 shards, (\d+)/8 samples", r.getMessage()))
     ]
-    assert any(0 < samples < 8 for _, samples in seen), f"no progress while the task ran: {seen}"
-    assert any(shards == 1 and 4 <= samples < 8 for shards, samples in seen), f"shard 0's commit went unseen: {seen}"
+    seen = [tuple(int(x) for x in m.groups()) for _, m in lines]
+    # When it fails, say when each progress line and each shard happened, from the first line.
+    t0 = lines[0][0] if lines else 0.0
+    stats = {p.name: json.loads(p.read_text()) for p in sorted((tmp_path / "ds").glob("*_stats.json"))}
+    timeline = [(round(t - t0, 2), m.group(0)) for t, m in lines] + [
+        (name, round(st["start_time"] - t0, 2), round(st["end_time"] - t0, 2)) for name, st in stats.items()
+    ]
+    assert any(0 < samples < 8 for _, samples in seen), f"no progress while the task ran: {timeline}"
+    assert any(shards == 1 and 4 <= samples < 8 for shards, samples in seen), (
+        f"shard 0's commit went unseen: {timeline}"
+    )
     assert not (tmp_path / "ds" / "_running").exists()
 
 
