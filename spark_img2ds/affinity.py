@@ -33,8 +33,9 @@ def lock_dir() -> str:
     return os.path.join(tempfile.gettempdir(), LOCK_DIR_NAME)
 
 
-def _try_lock(path: str) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+def _try_lock(path: str, create: bool = True) -> int | None:
+    """An open fd holding the file's lock, or None if another holds it; raises OSError if it cannot be opened."""
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -60,14 +61,12 @@ def is_spare(path: str, tag: str) -> bool:
     Looking takes the lock for an instant; a task claiming the CPU in that instant runs unpinned.
     """
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = _try_lock(path, create=False)
     except OSError:
         return False  # never claimed on this host
+    if fd is None:
+        return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
         return os.pread(fd, TAG_BYTES + 1, 0) == tag.encode()[:TAG_BYTES]
     finally:
         os.close(fd)  # also drops the lock taken to look
