@@ -11,17 +11,19 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from spark_img2ds import __version__, keys, reader, sharding, storage
+from spark_img2ds import __version__, keys, reader, storage
 from spark_img2ds.config import Config
 from spark_img2ds.errors import ConfigError, Img2dsError
 from spark_img2ds.session import get_session, preload_driver_modules, warm_python_workers
 from spark_img2ds.stats import ShardStats, merge
-from spark_img2ds.worker import HEARTBEAT_SECONDS, RESULT_DDL, partition_worker
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("spark_img2ds")
+# Imported by the preload thread while the JVM starts, not with this module: they load
+# OpenCV, pyarrow and numpy, which would delay the JVM's launch by about 0.25 s.
+RUN_MODULES = ("spark_img2ds.sharding", "spark_img2ds.worker")
 SUMMARY_FILE = "_summary.json"
 SUCCESS_FILE = "_SUCCESS"
 PYTHON_KILL_GRACE = 3.0  # spark.python.task.killTimeout (2s by default), and a margin
@@ -131,6 +133,9 @@ def _run_spark_job(
     spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int, fs, root: str, group: str
 ):
     """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
+    from spark_img2ds import sharding
+    from spark_img2ds.worker import HEARTBEAT_SECONDS, RESULT_DDL, partition_worker
+
     sc = spark.sparkContext
     samples_done = sc.accumulator(0)
     shards_done = sc.accumulator(0)
@@ -201,11 +206,13 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
-    preload = preload_driver_modules()
+    preload = preload_driver_modules(RUN_MODULES)
     try:
         spark = get_session(cfg, spark)
     finally:
         preload.release()
+    from spark_img2ds import sharding  # the preload's, or waits for it
+
     warm_up = warm_python_workers(spark)
     with sharding.pinned_split_conf(spark):
         if isinstance(cfg.url_list, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import sys
@@ -43,12 +44,14 @@ PRELOAD_RELEASE_TIMEOUT = 600.0  # seconds the preload waits for the session bef
 
 
 class DriverPreload(threading.Thread):
-    """Imports, in the background, what building the download's mapInArrow imports.
+    """Imports, in the background, what the driver needs once its session stands.
 
-    PySpark's pandas_udf checks the pandas and pyarrow versions, which imports pandas
-    (about 0.2 s) and distutils.version (0.13 s more: setuptools' shim loads setuptools
-    and pkg_resources). pandas is imported at once, while the JVM starts and the driver
-    thread only waits. distutils waits for release(), which the driver calls once the
+    The given modules (the run's own, which bring OpenCV, pyarrow, numpy and fsspec:
+    about 0.25 s) and pandas (PySpark's pandas_udf checks the pandas and pyarrow
+    versions: about 0.2 s) are imported at once, while the JVM starts and the driver
+    thread only waits, so the JVM is launched that much sooner. Those checks also
+    import distutils.version (0.13 s more: setuptools' shim loads setuptools and
+    pkg_resources), which waits for release(), which the driver calls once the
     session stands: setuptools' shim imports setuptools inside a meta-path finder, that
     is holding the interpreter's import lock, and setuptools takes logging's lock. PySpark
     starts the JVM through a fork with a preexec_fn, which takes logging's lock and then
@@ -57,8 +60,9 @@ class DriverPreload(threading.Thread):
     modules) before it starts the thread, so the two threads never import into one cycle.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, modules: tuple[str, ...] = ()) -> None:
         super().__init__(name="img2ds-preload", daemon=True)
+        self.modules = modules
         self._released = threading.Event()
 
     def release(self) -> None:
@@ -66,7 +70,9 @@ class DriverPreload(threading.Thread):
         self._released.set()
 
     def run(self) -> None:
-        with contextlib.suppress(Exception):  # only a head start: mapInArrow runs (and reports) these itself
+        with contextlib.suppress(Exception):  # only a head start: the driver imports (and reports) these itself
+            for name in self.modules:
+                importlib.import_module(name)
             import pandas  # noqa: F401
 
             if not self._released.wait(PRELOAD_RELEASE_TIMEOUT):
@@ -77,11 +83,11 @@ class DriverPreload(threading.Thread):
             require_minimum_pyarrow_version()
 
 
-def preload_driver_modules() -> DriverPreload:
+def preload_driver_modules(modules: tuple[str, ...] = ()) -> DriverPreload:
     """Start the driver's background imports (see DriverPreload); call release() once the session stands."""
     import pyspark.sql  # noqa: F401
 
-    preload = DriverPreload()
+    preload = DriverPreload(modules)
     preload.start()
     return preload
 
