@@ -287,7 +287,9 @@ def test_s3_faults_give_a_correct_dataset_and_never_a_partial_object(spark, serv
             proxy.add_fault(kind="upload_part", action="error", status=503, code="SlowDown", times=1),
             proxy.add_fault(kind="create_multipart", action="reset", times=1),
             proxy.add_fault(kind="complete_multipart", action="drop_after_upstream", times=1),
-            proxy.add_fault(kind="put_object", action="stall", delay=4, times=1),
+            # A data object, not a heartbeat: the stalled original is forwarded 4 s later, when the
+            # run may have ended and removed _running/, where a heartbeat would then reappear.
+            proxy.add_fault(kind="put_object", key=r"\.parquet$", action="stall", delay=4, times=1),
             # Shard 2's parts fail on every botocore attempt: its task fails, the driver retries it.
             proxy.add_fault(kind="upload_part", key="00002.tar", action="error", times=4),
         ]
