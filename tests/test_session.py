@@ -80,6 +80,13 @@ def test_finish_cancels_a_warm_up_still_queued_behind_busy_slots(spark, tmp_path
     blocker.join(30)
 
 
+def python_prints(code: str, timeout: float = 60) -> list[str]:
+    """What a fresh interpreter running code prints, split into words (it must exit 0)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_preload_imports_in_the_background_without_deadlocking_a_fork():
     """What mapInArrow's checks import arrives in the background, distutils only after release().
 
@@ -104,9 +111,7 @@ def test_preload_imports_in_the_background_without_deadlocking_a_fork():
         "preload.join(60)\n"
         "print(early, 'pandas' in sys.modules and 'distutils.version' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True"]
+    assert python_prints(code) == ["False", "True"]
 
 
 def test_importing_the_job_module_leaves_the_heavy_run_modules_to_the_preload():
@@ -116,9 +121,7 @@ def test_importing_the_job_module_leaves_the_heavy_run_modules_to_the_preload():
         "import spark_img2ds.job\n"
         "print(sorted(m for m in ('cv2', 'numpy', 'pyarrow', 'spark_img2ds.worker') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert python_prints(code) == ["[]"]
 
 
 def test_preload_imports_the_run_modules_while_forks_and_the_driver_thread_go_on():
@@ -140,6 +143,4 @@ def test_preload_imports_the_run_modules_while_forks_and_the_driver_thread_go_on
         "preload.join(60)\n"
         "print(forks > 0, before_release, callable(sharding.assign_shards), preload.is_alive())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True", "True", "False"]
+    assert python_prints(code, timeout=120) == ["True", "True", "True", "False"]
