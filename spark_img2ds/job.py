@@ -211,9 +211,9 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         spark = get_session(cfg, spark)
     finally:
         preload.release()
+    warm_up = warm_python_workers(spark)
     from spark_img2ds import sharding  # the preload's, or waits for it
 
-    warm_up = warm_python_workers(spark)
     with sharding.pinned_split_conf(spark):
         if isinstance(cfg.url_list, str):
             df = reader.read_input(spark, cfg)

@@ -46,7 +46,7 @@ PRELOAD_RELEASE_TIMEOUT = 600.0  # seconds the preload waits for the session bef
 class DriverPreload(threading.Thread):
     """Imports, in the background, what the driver needs once its session stands.
 
-    The given modules (the run's own, which bring OpenCV, pyarrow, numpy and fsspec:
+    The given modules (the run's own, which bring OpenCV, pyarrow and numpy:
     about 0.25 s) and pandas (PySpark's pandas_udf checks the pandas and pyarrow
     versions: about 0.2 s) are imported at once, while the JVM starts and the driver
     thread only waits, so the JVM is launched that much sooner. Those checks also
