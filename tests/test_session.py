@@ -124,23 +124,39 @@ def test_importing_the_job_module_leaves_the_heavy_run_modules_to_the_preload():
     assert python_prints(code) == ["[]"]
 
 
-def test_preload_imports_the_run_modules_while_forks_and_the_driver_thread_go_on():
+def test_preload_imports_the_run_modules_while_forks_and_the_driver_thread_go_on(tmp_path):
     """Forks with a preexec_fn (how PySpark starts the JVM) return while the run modules load in
-    the background, and the driver thread's own import of them waits for the preload, no deadlock."""
+    the background, and the driver thread's own import of them waits for the preload, no deadlock.
+
+    A probe module, imported by the preload first, holds the preload inside an import until
+    the driver thread has forked once, so at least one fork overlaps an import however the two
+    threads are scheduled; the driver thread then forks on while the run modules load.
+    """
+    (tmp_path / "img2ds_hold_probe.py").write_text(
+        "import builtins, time\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not getattr(builtins, 'img2ds_forked', False) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.001)\n"
+    )
     code = (
-        "import subprocess, sys, time\n"
+        "import builtins, subprocess, sys, time\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
         "from spark_img2ds.job import RUN_MODULES\n"
         "from spark_img2ds.session import preload_driver_modules\n"
-        "preload = preload_driver_modules(RUN_MODULES)\n"
-        "forks = 0\n"
+        "preload = preload_driver_modules(('img2ds_hold_probe',) + RUN_MODULES)\n"
         "deadline = time.monotonic() + 30\n"
-        "while 'spark_img2ds.worker' not in sys.modules and time.monotonic() < deadline:\n"
+        "while 'img2ds_hold_probe' not in sys.modules and time.monotonic() < deadline:\n"
+        "    time.sleep(0.0005)\n"
+        "held = 'img2ds_hold_probe' in sys.modules and 'spark_img2ds.worker' not in sys.modules\n"
+        "forks = 0\n"
+        "while forks == 0 or ('spark_img2ds.worker' not in sys.modules and time.monotonic() < deadline):\n"
         "    subprocess.run(['true'], preexec_fn=lambda: None, check=True)\n"
         "    forks += 1\n"
+        "    builtins.img2ds_forked = True\n"
         "from spark_img2ds import sharding\n"
         "before_release = all(m in sys.modules for m in ('cv2', 'pyarrow', 'numpy'))\n"
         "preload.release()\n"
         "preload.join(60)\n"
-        "print(forks > 0, before_release, callable(sharding.assign_shards), preload.is_alive())\n"
+        "print(held, before_release, callable(sharding.assign_shards), preload.is_alive())\n"
     )
     assert python_prints(code, timeout=120) == ["True", "True", "True", "False"]
