@@ -47,7 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 round, 4,000 URLs, no tuning, small scenarios")
     ap.add_argument("--rounds", type=int, default=env_default("BENCH_ROUNDS", 3), help="CPU-scenario rounds")
-    ap.add_argument("--urls", type=int, default=env_default("BENCH_URLS", 20000), help="URLs per CPU-scenario run")
+    ap.add_argument(
+        "--urls",
+        type=int,
+        default=env_default("BENCH_URLS", 40000),
+        help="URLs per CPU-scenario run (the issue asks 20,000+; at 20,000 Spark start-up is 12%% of a run)",
+    )
     ap.add_argument("--corpus-size", type=int, default=env_default("BENCH_CORPUS", 2000), help="distinct images")
     ap.add_argument("--seed", type=int, default=0, help="corpus seed")
     ap.add_argument(
