@@ -27,11 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML file of options; flags given here override it")
     for f in option_fields():
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        kind = str(f.type)
-        if kind == "bool":
-            parser.add_argument(*names, dest=f.name, nargs="?", const="true", metavar="BOOL", help=f.metadata["help"])
+        text = f.metadata["help"].replace("%", "%%")  # argparse formats help strings with %
+        if str(f.type) == "bool":
+            parser.add_argument(*names, dest=f.name, nargs="?", const="true", metavar="BOOL", help=text)
         else:
-            parser.add_argument(*names, dest=f.name, metavar=f.name.upper(), help=f.metadata["help"])
+            parser.add_argument(*names, dest=f.name, metavar=f.name.upper(), help=text)
     return parser
 
 

@@ -40,6 +40,17 @@ def test_no_flags_gives_the_defaults():
     assert config_from_args(["urls.txt"]) == Config(url_list="urls.txt")
 
 
+def test_help_lists_every_option_with_its_text(capsys):
+    """--help prints (argparse formats help with %, and an option's text may hold a percentage)."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["--help"])
+    assert stop.value.code == 0
+    shown = "".join(capsys.readouterr().out.split())  # argparse re-wraps lines, also at hyphens
+    for f in option_fields():
+        assert f"--{f.name}" in shown
+        assert "".join(f.metadata["help"].split()) in shown, f.name
+
+
 def test_every_option_has_an_underscore_and_a_dash_flag():
     parser = build_parser()
     for f in option_fields():
