@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from spark_img2ds import keys, storage
 from spark_img2ds.affinity import pinned_cpu
+from spark_img2ds.allocator import cap_malloc_arenas
 from spark_img2ds.config import Config
 from spark_img2ds.fetch import Fetcher, FetchError
 from spark_img2ds.image import ImageError, ImageProcessor, extract_exif, hash_bytes
@@ -427,6 +428,7 @@ def partition_worker(
         import cv2
 
         cv2.setNumThreads(1)
+        cap_malloc_arenas(cfg.malloc_arena_max)  # before the download threads start
         make_sample = SampleMaker(cfg)
         bump = (lambda: samples_done.add(1)) if samples_done is not None else None
         with (

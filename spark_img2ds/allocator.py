@@ -1,0 +1,46 @@
+"""Capping glibc's malloc arenas in a Python worker.
+
+glibc gives a thread that allocates while the existing arenas are busy an arena of its
+own, up to 8 per core, and memory freed in an arena stays there for that arena's next
+allocations. A worker's download threads (thread_count, 32-64) each hold decoded images
+of a few hundred KB to a few MB, so each arena grows towards its own peak and a worker's
+memory creeps up over a long run. Measured on 2 cores at thread_count 64 over 80,000 URLs
+(40,000 per worker): the worker's peak RSS rose from 375 to 526 MB with glibc's default,
+and stayed within 244-292 MB with 2 arenas (234-261 with 1, 265-314 with 4), at the same
+speed. Capping the arenas is the usual remedy (Hadoop sets MALLOC_ARENA_MAX=4 for its
+daemons, HADOOP-7154); a worker runs its threads on about one core, so 2 arenas leave
+little lock contention.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+USER_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+
+
+def user_chose_arenas(environ: dict[str, str]) -> bool:
+    """Whether the process environment already sets glibc's arena limit (the user's choice wins)."""
+    if "MALLOC_ARENA_MAX" in environ:
+        return True
+    return "glibc.malloc.arena_max" in environ.get("GLIBC_TUNABLES", "")
+
+
+def cap_malloc_arenas(limit: int) -> bool:
+    """Allow this process at most limit malloc arenas from now on; True if glibc took the setting.
+
+    Arenas made before the call stay, so call it before the worker's threads start.
+    limit 0, a user's own MALLOC_ARENA_MAX or glibc tunable, or a C library without
+    mallopt (musl, macOS) leave the allocator as it is.
+    """
+    if limit <= 0 or user_chose_arenas(dict(os.environ)):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return mallopt(M_ARENA_MAX, limit) == 1
