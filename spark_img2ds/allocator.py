@@ -1,13 +1,13 @@
 """Capping glibc's malloc arenas in a Python worker.
 
-glibc gives a thread that allocates while the existing arenas are busy an arena of its
-own, up to 8 per core, and memory freed in an arena stays there for that arena's next
+glibc gives each new thread that allocates an arena of its own (a free one first) until
+there are 8 per core, and memory freed in an arena serves only that arena's next
 allocations. A worker's download threads (thread_count, 32-64) each hold decoded images
 of a few hundred KB to a few MB, so each arena grows towards its own peak and a worker's
-memory creeps up over a long run. Measured on 2 cores at thread_count 64 over 80,000 URLs
-(40,000 per worker): the worker's peak RSS rose from 375 to 526 MB with glibc's default,
-and stayed within 244-292 MB with 2 arenas (234-261 with 1, 265-314 with 4), at the same
-speed. Capping the arenas is the usual remedy (Hadoop sets MALLOC_ARENA_MAX=4 for its
+memory creeps up over a long run. Measured on 2 cores at thread_count 64: with glibc's
+default a worker's RSS rose from 375 to 520-526 MB over its first 40,000-60,000 images;
+with 2 arenas it stayed within 244-292 MB over 40,000 (234-261 with 1, 265-314 with 4),
+at the same speed. Capping the arenas is the usual remedy (Hadoop sets MALLOC_ARENA_MAX=4 for its
 daemons, HADOOP-7154); a worker runs its threads on about one core, so 2 arenas leave
 little lock contention.
 """
@@ -18,7 +18,6 @@ import ctypes
 import os
 
 M_ARENA_MAX = -8  # glibc's malloc.h
-USER_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
 
 
 def user_chose_arenas(environ: dict[str, str]) -> bool:
