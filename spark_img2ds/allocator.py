@@ -27,17 +27,18 @@ def user_chose_arenas(environ: dict[str, str]) -> bool:
     return "glibc.malloc.arena_max" in environ.get("GLIBC_TUNABLES", "")
 
 
-def cap_malloc_arenas(limit: int) -> bool:
+def cap_malloc_arenas(limit: int, library: str | None = None) -> bool:
     """Allow this process at most limit malloc arenas from now on; True if glibc took the setting.
 
     Arenas made before the call stay, so call it before the worker's threads start.
     limit 0, a user's own MALLOC_ARENA_MAX or glibc tunable, or a C library without
-    mallopt (musl, macOS) leave the allocator as it is.
+    mallopt (musl, macOS) leave the allocator as it is. library: where to find mallopt
+    (default: the C library the interpreter runs on).
     """
     if limit <= 0 or user_chose_arenas(dict(os.environ)):
         return False
     try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
+        mallopt = ctypes.CDLL(library).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import subprocess
@@ -72,3 +73,14 @@ def test_user_chose_arenas(environ, chosen):
 
 def test_a_zero_limit_leaves_the_allocator_alone():
     assert cap_malloc_arenas(0) is False
+
+
+def test_a_c_library_without_mallopt_or_none_at_all_is_no_error(tmp_path):
+    """As on musl or macOS: the cap is skipped, the download goes on."""
+    source = tmp_path / "probe.c"
+    source.write_text("int img2ds_probe(void) { return 7; }\n")
+    lib = tmp_path / "libprobe.so"  # linked against nothing, so no mallopt is in reach
+    subprocess.run(["gcc", "-shared", "-fPIC", "-nostdlib", "-o", str(lib), str(source)], check=True, timeout=60)
+    assert ctypes.CDLL(str(lib)).img2ds_probe() == 7
+    assert cap_malloc_arenas(2, library=str(lib)) is False
+    assert cap_malloc_arenas(2, library=str(tmp_path / "libmissing.so")) is False
