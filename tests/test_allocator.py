@@ -53,7 +53,13 @@ def test_a_worker_keeps_to_the_arena_cap_where_its_threads_would_take_many(serve
     assert default > 2  # without the cap the same shard spreads over more arenas
 
 
-def test_the_users_malloc_arena_max_wins(server, tmp_path):
+@pytest.mark.parametrize(("name", "value"), [("MALLOC_ARENA_MAX", "3"), ("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")])
+def test_the_users_arena_setting_is_left_in_force(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert cap_malloc_arenas(1) is False  # never calls mallopt over the user's choice
+
+
+def test_a_shard_under_the_users_malloc_arena_max_keeps_to_it(server, tmp_path):
     arenas = arenas_after_a_shard(server.url, 1, str(tmp_path / "out"), env={"MALLOC_ARENA_MAX": "3"})
     assert arenas == 3
 
