@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint venv java clean bench
+.PHONY: demo test test-unit lint venv java clean bench
 
 java:
 	@if [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; then exit 0; fi; \
@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-# Spark's classes as a JVM class archive: local sessions start ~2-3 s sooner (spark_img2ds/jvm_cache.py).
+# Spark's classes as a JVM class archive: local sessions start ~2-3 s sooner (spark_img2ds/tuning/jvm_cache.py).
 # Checked on every use, not only at install: the shared cache keeps a few archives and may have pruned ours.
 venv: $(STAMP)
-	@$(PY) -m spark_img2ds.jvm_cache --if-missing --quiet || echo "warning: no JVM class archive; Spark starts slower" >&2
+	@$(PY) -m spark_img2ds.demo.jvm_archive --if-missing --quiet || echo "warning: no JVM class archive; Spark starts slower" >&2
 
 demo: java venv
 	$(PY) -m spark_img2ds.demo
@@ -35,6 +35,10 @@ lint: venv
 
 test: java venv lint
 	$(PY) -m pytest
+
+# The quick loop: no Spark, no JVM (tests/spark and tests/cluster need them).
+test-unit: venv
+	$(PY) -m pytest tests/unit
 
 clean:
 	rm -rf $(VENV) demo_output demo_output_urls.csv .pytest_cache

@@ -89,13 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ceiling-decode",
         choices=("auto", "full", "reduced"),
         default="auto",
-        help="decode mode of the acceptance ceiling; auto: the one spark_img2ds's source uses",
+        help="decode mode of the acceptance ceiling; auto: the one spark_img2ds's pipeline uses",
     )
     ap.add_argument(
         "--ceiling-fetch",
         choices=("auto", "requests", "urllib3", "socket"),
         default="auto",
-        help="fetch library of the ceiling; auto: the one spark_img2ds's source uses",
+        help="fetch library of the ceiling; auto: the one spark_img2ds's pipeline uses",
     )
     ap.add_argument("--run-timeout", type=float, default=1800, help="seconds before a run is stopped")
     ap.add_argument("--out-dir", type=Path, default=HERE / "out")
@@ -291,9 +291,9 @@ def scenario_summary(runs: list[RunResult], scenario: str) -> dict:
 
 
 def _build_class_archive() -> None:
-    from spark_img2ds import jvm_cache
+    from spark_img2ds.demo import jvm_archive
 
-    jvm_cache.build(quiet=True)
+    jvm_archive.build(quiet=True)
 
 
 def ensure_class_archive(build: Callable[[], None] = _build_class_archive) -> str | None:
@@ -303,16 +303,16 @@ def ensure_class_archive(build: Callable[[], None] = _build_class_archive) -> st
     its throughput. The shared cache keeps a few archives and can prune this checkout's, so
     a run straight from `python -m bench.run_bench` would otherwise be measured without one.
     """
-    from spark_img2ds import jvm_cache
+    from spark_img2ds.driver.session import class_archive
 
-    archive = jvm_cache.usable_archive()
+    archive = class_archive()
     if archive is None:
         print("bench: no JVM class archive for this Spark and JDK; building it (about 20 s) ...", flush=True)
         try:
             build()
         except Exception as err:  # the bench still runs, slower to start, and says so
             print(f"bench: warning: no JVM class archive ({err}); spark_img2ds starts slower", flush=True)
-        archive = jvm_cache.usable_archive()
+        archive = class_archive()
     return str(archive) if archive is not None else None
 
 
@@ -331,7 +331,7 @@ def machine_info(args: argparse.Namespace, theirs_venv: Path, class_archive: str
     except OSError:
         pass
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "cores_used": args.processes,
         "cpu_model": cpu_model,
@@ -389,12 +389,12 @@ def _main(args: argparse.Namespace) -> int:
     work = args.out_dir
     work.mkdir(parents=True, exist_ok=True)
     cores = args.processes
-    features = stages.detect_package_features()
+    features = stages.job_pipeline()
     decode = features["decode"] if args.ceiling_decode == "auto" else args.ceiling_decode
     fetch = features["fetch"] if args.ceiling_fetch == "auto" else args.ceiling_fetch
     resize = features["resize"]
     print(
-        f"bench: {cores} processes; spark_img2ds source uses {features['fetch']}, {features['decode']} "
+        f"bench: {cores} processes; spark_img2ds's pipeline is {features['fetch']}, {features['decode']} "
         f"JPEG decoding and {resize} downscaling; the acceptance ceiling uses {fetch} + {decode} decode + {resize}",
         flush=True,
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.procs import REGISTRY, TreeSampler, machine_cpu, wait_gone
 from bench.servers import Server
-from spark_img2ds.session import WORKER_DAEMON
+from spark_img2ds.driver.session import WORKER_DAEMON
 
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 

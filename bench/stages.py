@@ -7,8 +7,8 @@ hashlib, exifread, tarfile + json + pyarrow for the write) and is timed with
 those pieces would reach on all cores: ``cores / sum(stage costs)``.
 
 These are measured here rather than by calling spark_img2ds's internals, so they
-stay comparable while the package changes; ``detect_package_features`` reads the
-package's source to say which fetch library and decode mode it uses now.
+stay comparable while the package changes; ``job_pipeline`` says which of the
+measured variants the job's own pipeline is.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.corpus import REPO, Corpus
+from bench.corpus import Corpus
 
 REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 # The stages the issue's ceiling is made of; "exif" is measured and shown but is not part of it.
@@ -48,16 +48,19 @@ def ceiling(costs: dict[str, float], cores: int) -> float:
     return cores / total if total > 0 else float("inf")
 
 
-def detect_package_features() -> dict[str, str]:
-    """Which fetch library and JPEG decode mode spark_img2ds uses, read from its source."""
-    src = "".join(p.read_text() for p in (REPO / "spark_img2ds").rglob("*.py"))
-    fetch_py = (REPO / "spark_img2ds" / "fetch.py").read_text() if (REPO / "spark_img2ds" / "fetch.py").exists() else ""
-    uses_requests = "import requests" in fetch_py and ".get(" in fetch_py
-    uses_socket = "from spark_img2ds import http1" in fetch_py and "socket.create_connection" in src
+def job_pipeline() -> dict[str, str]:
+    """The pieces the job's image path is made of, as the ceiling models them.
+
+    The job's GET is its lean HTTP/1.1 client on a kept-alive socket ("socket" here), it
+    decodes JPEGs at a reduced scale whenever the resize allows it, and it shrinks by less
+    than 2x bilinearly when fast_downscale is on (its default, read from the package).
+    """
+    from spark_img2ds.imaging.options import DEFAULT_IMAGE_OPTIONS
+
     return {
-        "decode": "reduced" if "IMREAD_REDUCED" in src else "full",
-        "fetch": "requests" if uses_requests else "socket" if uses_socket else "urllib3",
-        "resize": "fast" if "fast_downscale" in src and "INTER_LINEAR" in src else "area",
+        "decode": "reduced",
+        "fetch": "socket",
+        "resize": "fast" if DEFAULT_IMAGE_OPTIONS.fast_downscale else "area",
     }
 
 

@@ -18,9 +18,9 @@ _EXPORTS = {
     "ConfigError": "spark_img2ds.errors",
     "Img2dsError": "spark_img2ds.errors",
     "InputError": "spark_img2ds.errors",
-    "Summary": "spark_img2ds.job",
-    "download": "spark_img2ds.job",
-    "run": "spark_img2ds.job",
+    "Summary": "spark_img2ds.api",
+    "download": "spark_img2ds.api",
+    "run": "spark_img2ds.api",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

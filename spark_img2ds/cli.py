@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except Img2dsError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    from spark_img2ds.job import run
+    from spark_img2ds.api import run
 
     try:
         summary = run(cfg)

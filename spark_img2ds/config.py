@@ -14,7 +14,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_img2ds.errors import ConfigError
+from spark_img2ds.dataset.columns import HASHES, RESERVED_COLUMNS, MetadataColumns
+from spark_img2ds.dataset.layout import index_digits
+from spark_img2ds.errors import ConfigError, is_int, is_number, require
+from spark_img2ds.imaging.options import (
+    DEFAULT_IMAGE_OPTIONS,
+    ENCODE_FORMATS,
+    IMAGE_OPTION_NAMES,
+    INTERPOLATIONS,
+    RESIZE_MODES,
+    ImageOptions,
+)
+from spark_img2ds.net.robots import DEFAULT_DISALLOWED_DIRECTIVES
+from spark_img2ds.writers import OUTPUT_FORMATS
 
 INPUT_FORMATS = (
     "txt",
@@ -29,36 +41,19 @@ INPUT_FORMATS = (
     "jsonl.gz",
     "parquet",
 )
-OUTPUT_FORMATS = ("webdataset", "files", "parquet", "tfrecord", "dummy")
-SUPPORTED_OUTPUT_FORMATS = ("webdataset", "files", "parquet", "dummy")
-RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
-INTERPOLATIONS = ("nearest", "linear", "bilinear", "cubic", "bicubic", "area", "lanczos", "lanczos4")
-ENCODE_FORMATS = ("jpg", "png", "webp")
-HASHES = ("md5", "sha256", "sha512")
+# img2dataset's names that are accepted and refused with a clear message until they land.
+NOT_YET_OUTPUT_FORMATS = ("tfrecord",)
 INCREMENTAL_MODES = ("incremental", "overwrite")
-DEFAULT_DISALLOWED_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
-RESERVED_COLUMNS = frozenset(
-    {
-        "key",
-        "caption",
-        "url",
-        "width",
-        "height",
-        "original_width",
-        "original_height",
-        "status",
-        "error_message",
-        "exif",
-        "md5",
-        "sha256",
-        "sha512",
-    }
-)
+DISTRIBUTORS = ("pyspark", "multiprocessing")  # img2dataset's; Spark distributes either way
 _SECRET_NAME = re.compile(
     r"secret|password|passwd|token|credential|key|connection_string|authorization|sas|signature|cookie",
     re.IGNORECASE,
 )
 MAX_TIMEOUT = 3600.0
+
+
+_IMG = DEFAULT_IMAGE_OPTIONS
+_INTERPOLATIONS = tuple(INTERPOLATIONS)
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
@@ -74,20 +69,26 @@ class Config:
     """Every option of a download run, validated on construction."""
 
     url_list: Any = _opt(None, "input file, folder of files, or (Python API) a Spark DataFrame", required=True)
-    image_size: int = _opt(256, "target size in pixels")
+    image_size: int = _opt(_IMG.image_size, "target size in pixels")
     output_folder: str = _opt("images", "local path or fsspec URL (s3://...) of the dataset")
     processes_count: int = _opt(1, "cores of the local Spark session created when no master/session is given")
-    resize_mode: str = _opt("border", "no, border, keep_ratio, keep_ratio_largest or center_crop", choices=RESIZE_MODES)
-    resize_only_if_bigger: bool = _opt(False, "only resize images larger than image_size")
-    upscale_interpolation: str = _opt("lanczos", "interpolation when enlarging", choices=INTERPOLATIONS)
-    downscale_interpolation: str = _opt("area", "interpolation when shrinking", choices=INTERPOLATIONS)
-    fast_downscale: bool = _opt(
-        True, "with area interpolation, shrink by less than 2x bilinearly (no aliasing, 3x cheaper)"
+    resize_mode: str = _opt(_IMG.resize_mode, ", ".join(RESIZE_MODES), choices=RESIZE_MODES)
+    resize_only_if_bigger: bool = _opt(_IMG.resize_only_if_bigger, "only resize images larger than image_size")
+    upscale_interpolation: str = _opt(
+        _IMG.upscale_interpolation, "interpolation when enlarging", choices=_INTERPOLATIONS
     )
-    encode_quality: int = _opt(95, "jpg/webp quality 0-100, or png compression 0-9")
-    encode_format: str = _opt("jpg", "jpg, png or webp", choices=ENCODE_FORMATS)
-    skip_reencode: bool = _opt(False, "keep the original bytes when no resize is needed and the format matches")
-    output_format: str = _opt("files", "webdataset, files, parquet, tfrecord or dummy", choices=OUTPUT_FORMATS)
+    downscale_interpolation: str = _opt(
+        _IMG.downscale_interpolation, "interpolation when shrinking", choices=_INTERPOLATIONS
+    )
+    fast_downscale: bool = _opt(
+        _IMG.fast_downscale, "with area interpolation, shrink by less than 2x bilinearly (no aliasing, 3x cheaper)"
+    )
+    encode_quality: int = _opt(_IMG.encode_quality, "jpg/webp quality 0-100, or png compression 0-9")
+    encode_format: str = _opt(_IMG.encode_format, ", ".join(ENCODE_FORMATS), choices=ENCODE_FORMATS)
+    skip_reencode: bool = _opt(
+        _IMG.skip_reencode, "keep the original bytes when no resize is needed and the format matches"
+    )
+    output_format: str = _opt("files", ", ".join(OUTPUT_FORMATS), choices=OUTPUT_FORMATS + NOT_YET_OUTPUT_FORMATS)
     input_format: str = _opt("txt", "format of the input files", choices=INPUT_FORMATS)
     url_col: str = _opt("url", "column holding the URL")
     caption_col: str | None = _opt(None, "column holding the caption")
@@ -98,20 +99,20 @@ class Config:
     save_additional_columns: list[str] | None = _opt(None, "extra input columns to keep in the metadata")
     timeout: float = _opt(10, "seconds allowed for one download attempt, connect and body included")
     oom_shard_count: int = _opt(5, "digits of the shard number in file names and keys")
-    compute_hash: str | None = _opt("sha256", "hash of the raw bytes: md5, sha256, sha512 or none")
+    compute_hash: str | None = _opt("sha256", f"hash of the raw bytes: {', '.join(HASHES)} or none")
     verify_hash: list[str] | None = _opt(None, "[input column, hash type] to check downloads against")
     retries: int = _opt(0, "extra attempts per URL on transient errors, with backoff")
-    disable_all_reencoding: bool = _opt(False, "store the downloaded bytes as they are")
-    min_image_size: int = _opt(0, "reject images whose smaller side is below this")
-    max_image_area: float = _opt(math.inf, "reject images with more pixels than this")
-    max_aspect_ratio: float = _opt(math.inf, "reject images whose side ratio exceeds this")
+    disable_all_reencoding: bool = _opt(_IMG.disable_all_reencoding, "store the downloaded bytes as they are")
+    min_image_size: int = _opt(_IMG.min_image_size, "reject images whose smaller side is below this")
+    max_image_area: float = _opt(_IMG.max_image_area, "reject images with more pixels than this")
+    max_aspect_ratio: float = _opt(_IMG.max_aspect_ratio, "reject images whose side ratio exceeds this")
     incremental_mode: str = _opt(
         "incremental", "incremental (skip finished shards) or overwrite", choices=INCREMENTAL_MODES
     )
     max_shard_retry: int = _opt(1, "times the driver re-runs shards that failed")
     user_agent_token: str | None = _opt(None, "token added to the user agent and matched in X-Robots-Tag")
     disallowed_header_directives: list[str] | None = _opt(
-        None, "X-Robots-Tag directives that opt an image out (default noai,noimageai,noindex,noimageindex)"
+        None, f"X-Robots-Tag directives that opt an image out (default {','.join(DEFAULT_DISALLOWED_DIRECTIVES)})"
     )
     ignore_ssl_certificate: bool = _opt(False, "do not verify TLS certificates")
     master: str | None = _opt(None, "Spark master URL; default: the active session, else local[processes_count,4]")
@@ -161,7 +162,7 @@ class Config:
     @property
     def oom_sample_per_shard(self) -> int:
         """Digits reserved for the index inside a shard (img2dataset's key format)."""
-        return math.ceil(math.log10(self.number_sample_per_shard))
+        return index_digits(self.number_sample_per_shard)
 
     @property
     def shard_stall_limit(self) -> float:
@@ -173,6 +174,16 @@ class Config:
     @property
     def additional_columns(self) -> list[str]:
         return list(self.save_additional_columns or [])
+
+    def image_options(self) -> ImageOptions:
+        """The options of the image path (imaging/ takes these, not the Config)."""
+        return ImageOptions(**{name: getattr(self, name) for name in IMAGE_OPTION_NAMES})
+
+    def metadata_columns(self) -> MetadataColumns:
+        """Which metadata columns this run writes."""
+        return MetadataColumns(
+            tuple(self.additional_columns), self.caption_col is not None, self.extract_exif, self.compute_hash
+        )
 
     def to_public_dict(self) -> dict[str, Any]:
         """The options as JSON-safe values with secrets and DataFrames replaced."""
@@ -257,94 +268,70 @@ _FIELD_KINDS: dict[str, type] = {
 }
 
 
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
-
-
 def _validate(c: Config) -> None:
     """Check every option; the first problem raises ConfigError naming it."""
-    _require(c.url_list is not None, "url_list is required: a file, a folder of files or a Spark DataFrame")
+    require(c.url_list is not None, "url_list is required: a file, a folder of files or a Spark DataFrame")
     if isinstance(c.url_list, str):
-        _require(c.url_list.strip() != "", "url_list must not be empty")
+        require(c.url_list.strip() != "", "url_list must not be empty")
     else:
-        _require(hasattr(c.url_list, "sparkSession"), "url_list must be a path or a Spark DataFrame")
-    for name in ("image_size", "processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
+        require(hasattr(c.url_list, "sparkSession"), "url_list must be a path or a Spark DataFrame")
+    for name in ("processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
         v = getattr(c, name)
-        _require(_is_int(v) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-    for name in ("retries", "max_shard_retry", "min_image_size", "subjob_size", "shards_per_task", "malloc_arena_max"):
+        require(is_int(v) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+    for name in ("retries", "max_shard_retry", "subjob_size", "shards_per_task", "malloc_arena_max"):
         v = getattr(c, name)
-        _require(_is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
+        require(is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
     for name in ("timeout", "progress_interval"):
         v = getattr(c, name)
-        _require(
-            _is_number(v) and 0 < v <= MAX_TIMEOUT,
+        require(
+            is_number(v) and 0 < v <= MAX_TIMEOUT,
             f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {v!r}",
         )
-    _require(
-        _is_number(c.stall_timeout) and 0 <= c.stall_timeout <= 86400,
+    require(
+        is_number(c.stall_timeout) and 0 <= c.stall_timeout <= 86400,
         f"stall_timeout must be a number of seconds from 0 (automatic) to 86400, got {c.stall_timeout!r}",
     )
-    for name in ("max_image_area", "max_aspect_ratio"):
-        v = getattr(c, name)
-        _require(_is_number(v) and v > 0, f"{name} must be a positive number, got {v!r}")
     for f in dataclasses.fields(c):
         choices = f.metadata.get("choices")
         if choices is not None:
             v = getattr(c, f.name)
-            _require(v in choices, f"{f.name} must be one of {', '.join(choices)}; got {v!r}")
+            require(v in choices, f"{f.name} must be one of {', '.join(choices)}; got {v!r}")
         if _FIELD_KINDS[f.name] is bool:
             v = getattr(c, f.name)
-            _require(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
-    _require(c.image_size <= 65500, f"image_size must be at most 65500 (an OpenCV limit), got {c.image_size}")
-    if c.encode_format == "png":
-        _require(
-            _is_int(c.encode_quality) and 0 <= c.encode_quality <= 9,
-            f"encode_quality for png is a compression level 0-9, got {c.encode_quality!r}",
-        )
-    else:
-        _require(
-            _is_int(c.encode_quality) and 0 <= c.encode_quality <= 100,
-            f"encode_quality for {c.encode_format} must be 0-100, got {c.encode_quality!r}",
-        )
-    _require(
+            require(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
+    c.image_options()  # checks the image options
+    require(
         c.compute_hash is None or c.compute_hash in HASHES,
         f"compute_hash must be one of {', '.join(HASHES)} or none; got {c.compute_hash!r}",
     )
-    _require(c.oom_shard_count <= 12, f"oom_shard_count must be at most 12, got {c.oom_shard_count}")
+    require(c.oom_shard_count <= 12, f"oom_shard_count must be at most 12, got {c.oom_shard_count}")
     for name in ("url_col", "output_folder", "distributor"):
         v = getattr(c, name)
-        _require(isinstance(v, str) and v.strip() != "", f"{name} must be a non-empty string, got {v!r}")
+        require(isinstance(v, str) and v.strip() != "", f"{name} must be a non-empty string, got {v!r}")
     for name in ("caption_col", "bbox_col", "user_agent_token", "master"):
         v = getattr(c, name)
-        _require(v is None or (isinstance(v, str) and v.strip() != ""), f"{name} must be a non-empty string or none")
+        require(v is None or (isinstance(v, str) and v.strip() != ""), f"{name} must be a non-empty string or none")
     for name in _LIST_OPTIONS:
         v = getattr(c, name)
-        _require(
+        require(
             v is None or (isinstance(v, list) and all(isinstance(x, str) and x for x in v)),
             f"{name} must be a list of non-empty strings, got {v!r}",
         )
     extra = c.additional_columns
     clash = sorted(RESERVED_COLUMNS.intersection(extra))
-    _require(not clash, f"save_additional_columns may not use reserved column names: {', '.join(clash)}")
-    _require(len(set(extra)) == len(extra), "save_additional_columns lists a column twice")
-    _require(c.url_col not in extra, f"save_additional_columns must not repeat url_col {c.url_col!r}")
-    _require(c.caption_col is None or c.caption_col not in extra, "save_additional_columns must not repeat caption_col")
-    _require(isinstance(c.storage_options, dict), "storage_options must be a JSON object (a dict)")
-    _require(c.distributor in ("pyspark", "multiprocessing"), f"distributor must be pyspark, got {c.distributor!r}")
-    # Accepted for img2dataset parity, refused until their issue lands: never ignored silently.
-    _require(
-        c.output_format in SUPPORTED_OUTPUT_FORMATS,
-        f"output_format {c.output_format!r} is not supported yet (supported: {', '.join(SUPPORTED_OUTPUT_FORMATS)})",
+    require(not clash, f"save_additional_columns may not use reserved column names: {', '.join(clash)}")
+    require(len(set(extra)) == len(extra), "save_additional_columns lists a column twice")
+    require(c.url_col not in extra, f"save_additional_columns must not repeat url_col {c.url_col!r}")
+    require(c.caption_col is None or c.caption_col not in extra, "save_additional_columns must not repeat caption_col")
+    require(isinstance(c.storage_options, dict), "storage_options must be a JSON object (a dict)")
+    require(
+        c.distributor in DISTRIBUTORS, f"distributor must be one of {', '.join(DISTRIBUTORS)}; got {c.distributor!r}"
     )
-    _require(c.bbox_col is None, "bbox_col (blurring boxes) is not supported yet")
-    _require(c.verify_hash is None, "verify_hash is not supported yet")
-    _require(not c.enable_wandb, "enable_wandb is not supported yet")
+    # Accepted for img2dataset parity, refused until their issue lands: never ignored silently.
+    require(
+        c.output_format in OUTPUT_FORMATS,
+        f"output_format {c.output_format!r} is not supported yet (supported: {', '.join(OUTPUT_FORMATS)})",
+    )
+    require(c.bbox_col is None, "bbox_col (blurring boxes) is not supported yet")
+    require(c.verify_hash is None, "verify_hash is not supported yet")
+    require(not c.enable_wandb, "enable_wandb is not supported yet")

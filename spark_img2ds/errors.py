@@ -1,4 +1,9 @@
-"""Errors that reach the user as one clear line (the CLI prints them without a trace)."""
+"""Errors that reach the user as one clear line (the CLI prints them without a trace), and the checks raising them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
 
 
 class Img2dsError(Exception):
@@ -15,3 +20,17 @@ class InputError(Img2dsError, ValueError):
 
 class EnvironmentProblem(Img2dsError, RuntimeError):
     """Something outside the project is missing (Java, for instance)."""
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise ConfigError(message) unless cond holds."""
+    if not cond:
+        raise ConfigError(message)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))

@@ -16,31 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spark_img2ds.config import Config
-from spark_img2ds.storage import committed_open, join
+from spark_img2ds.dataset.layout import metadata_name
+from spark_img2ds.dataset.storage import committed_open, join
 
 ROW_GROUP_ROWS = 1024
-
-
-def metadata_schema(cfg: Config, extra_fields: list[pa.Field]) -> pa.Schema:
-    """img2dataset's column order: extra columns, caption, url, key, status, ..., exif, hash."""
-    fields = list(extra_fields)
-    if cfg.caption_col:
-        fields.append(pa.field("caption", pa.string()))
-    fields += [
-        pa.field("url", pa.string()),
-        pa.field("key", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("error_message", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("original_width", pa.int32()),
-        pa.field("original_height", pa.int32()),
-    ]
-    if cfg.extract_exif:
-        fields.append(pa.field("exif", pa.string()))
-    if cfg.compute_hash:
-        fields.append(pa.field(cfg.compute_hash, pa.string()))
-    return pa.schema(fields)
 
 
 class MetadataWriter:
@@ -69,7 +48,6 @@ class MetadataWriter:
 class ShardWriter:
     """Writes one shard; nothing is visible under a final name until close() succeeds."""
 
-    name: ClassVar[str] = ""
     writes_metadata: ClassVar[bool] = True
 
     def __init__(self, fs: fsspec.AbstractFileSystem, root: str, shard: str, cfg: Config, schema: pa.Schema) -> None:
@@ -80,7 +58,7 @@ class ShardWriter:
         try:
             self.open_outputs()
             if self.writes_metadata:
-                self.metadata = MetadataWriter(self.open(f"{shard}.parquet"), self.metadata_schema(schema))
+                self.metadata = MetadataWriter(self.open(metadata_name(shard)), self.metadata_schema(schema))
         except BaseException as err:
             self.abort(err)
             raise

@@ -1,0 +1,253 @@
+"""The job: plan shards, run them in Spark, retry failures, write the summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from spark_img2ds.config import Config
+from spark_img2ds.dataset import layout, storage
+from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
+from spark_img2ds.dataset.stats import ShardStats
+from spark_img2ds.driver import reader
+from spark_img2ds.driver.progress import watch
+from spark_img2ds.driver.session import get_session
+from spark_img2ds.driver.summary import Summary, summarize, summary_json
+from spark_img2ds.errors import ConfigError, Img2dsError
+from spark_img2ds.tuning.warmup import preload_driver_modules, warm_python_workers
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("spark_img2ds")
+# Imported by the preload thread while the JVM starts, not with this module: they load
+# OpenCV, pyarrow and numpy, which would delay the JVM's launch by about 0.25 s.
+RUN_MODULES = ("spark_img2ds.driver.sharding", "spark_img2ds.worker.task")
+# What the download tasks import, imported by the warm-up in each Python worker.
+WORKER_MODULES = ("spark_img2ds.worker.task",)
+PYTHON_KILL_GRACE = 3.0  # spark.python.task.killTimeout (2s by default), and a margin
+
+
+def _setup_logging() -> None:
+    """Progress is INFO: make it visible unless the application configured our logger."""
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+
+
+def _done_shards(fs, root: str) -> dict[int, ShardStats]:
+    """Shards whose stats marker exists, with their stats."""
+    paths = fs.glob(storage.join(root, f"*{layout.STATS_SUFFIX}"))
+    found = storage.read_json_files(fs, paths)
+    done = {}
+    for path, data in found.items():
+        shard_id = layout.parse_shard_name(path.rsplit("/", 1)[-1])
+        if shard_id is not None:
+            done[shard_id] = ShardStats.from_json(shard_id, data)
+    return done
+
+
+def _run_spark_job(
+    spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int, fs, root: str, group: str
+):
+    """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
+    from spark_img2ds.driver import sharding
+    from spark_img2ds.worker.task import RESULT_DDL, partition_worker
+
+    sc = spark.sparkContext
+    samples_done = sc.accumulator(0)
+    shards_done = sc.accumulator(0)
+    worker_cfg = cfg if isinstance(cfg.url_list, str) else dataclasses.replace(cfg, url_list="<DataFrame>")
+    per_task = sharding.shards_per_task(cfg.shards_per_task, len(shard_ids), sc.master, sc.defaultParallelism)
+    # Accumulators reach the driver when a task ends; tasks of several shards report progress in heartbeats too.
+    from_heartbeats = per_task > 1
+    heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if from_heartbeats else HEARTBEAT_SECONDS
+    out = sharding.shards_to_run(keyed, shard_ids, per_task=per_task).mapInArrow(
+        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every, run_tag=group), RESULT_DDL
+    )
+    box: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            sc.setJobGroup(group, "spark_img2ds: download shards")  # thread-local: this thread's jobs only
+            box["rows"] = out.collect()
+        except BaseException as err:  # re-raised in the driver thread below
+            box["error"] = err
+
+    thread = threading.Thread(target=collect, name="img2ds-collect", daemon=True)
+    thread.start()
+    watch(
+        thread,
+        lambda: (samples_done.value, shards_done.value),
+        planned,
+        len(shard_ids),
+        cfg.progress_interval,
+        max(cfg.shard_stall_limit, 3 * cfg.progress_interval),
+        fs,
+        root,
+        from_heartbeats,
+    )
+    if "error" in box:
+        raise box["error"]
+    return box["rows"]
+
+
+def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
+    """Run a download described by cfg."""
+    _setup_logging()
+    reader.check_input(cfg)
+    started = time.time()
+    job_id = uuid.uuid4().hex
+    try:
+        fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
+    except (ValueError, ImportError) as err:
+        raise ConfigError(f"output_folder {cfg.output_folder!r} cannot be opened: {err}") from None
+    if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
+        log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
+
+    preload = preload_driver_modules(RUN_MODULES)
+    try:
+        spark = get_session(cfg, spark)
+    finally:
+        preload.release()
+    warm_up = warm_python_workers(spark, WORKER_MODULES)
+    from spark_img2ds.driver import sharding  # the preload's, or waits for it
+
+    with sharding.pinned_split_conf(spark):
+        if isinstance(cfg.url_list, str):
+            df = reader.read_input(spark, cfg)
+        else:
+            df = reader.from_dataframe(_materialize(cfg.url_list), cfg)
+        keyed = sharding.assign_shards(df, cfg.number_sample_per_shard)
+        # Only now that the input is known to be readable is the output touched.
+        if cfg.incremental_mode == "overwrite" and fs.exists(root):
+            log.info("overwrite mode: removing %s", cfg.output_folder)
+            fs.rm(root, recursive=True)
+        fs.makedirs(root, exist_ok=True)
+        n_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
+        previous = {s: st for s, st in _done_shards(fs, root).items() if s < n_shards}
+        todo = [s for s in range(n_shards) if s not in previous]
+        log.info(
+            "job %s: %d rows in %d shards; %d already done, %d to download",
+            job_id,
+            keyed.total_rows,
+            n_shards,
+            len(previous),
+            len(todo),
+        )
+        if todo and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
+            fs.rm(storage.join(root, layout.SUCCESS_FILE))
+        _cleanup(fs, root, "an earlier run")
+        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, job_id)
+        _wait_for_killed_attempts(spark, job_id)
+        _cleanup(fs, root, "failed or duplicate attempts of this run")
+        warm_up.finish()
+
+    failed = sorted(set(todo) - set(written))
+    summary = summarize(cfg, job_id, n_shards, previous, written, failed, time.time() - started)
+    storage.write_json(
+        fs,
+        storage.join(root, layout.SUMMARY_FILE),
+        summary_json(summary, cfg, {**previous, **written}, errors, started),
+    )
+    if not failed:
+        storage.write_committed(fs, storage.join(root, layout.SUCCESS_FILE), b"")
+    else:
+        log.error("%d shard(s) failed after %d retries: %s", len(failed), cfg.max_shard_retry, failed[:20])
+    log.info(
+        "done: %d samples (%d success) in %d shards, %d failed shards, %.1fs",
+        summary.count,
+        summary.successes,
+        n_shards,
+        len(failed),
+        summary.duration,
+    )
+    return summary
+
+
+def _wait_for_killed_attempts(spark: SparkSession, group: str, limit: float = 60.0) -> None:
+    """Let killed duplicates (speculation losers, abandoned attempts) end before cleaning up after them.
+
+    Spark finishes a job before its killed task attempts have stopped, and a Python
+    worker outlives its killed task by up to spark.python.task.killTimeout.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    end = time.monotonic() + limit
+    waited = False
+    while time.monotonic() < end:
+        active = 0
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            for stage in info.stageIds if info else ():
+                stage_info = tracker.getStageInfo(stage)
+                active += stage_info.numActiveTasks if stage_info else 0
+        if not active:
+            break
+        waited = True
+        time.sleep(0.2)
+    if waited:
+        time.sleep(PYTHON_KILL_GRACE)
+
+
+def _cleanup(fs, root: str, whose: str) -> None:
+    """Remove temporary files and unfinished uploads left by killed attempts."""
+    try:
+        removed = storage.cleanup_partial(fs, root)
+    except Exception as err:  # leftovers are invisible to readers; never fail a run over them
+        log.warning("could not clean up partial files in %s: %s", root, err)
+        return
+    if removed:
+        log.info("removed %d partial file(s) left by %s, e.g. %s", len(removed), whose, removed[0])
+
+
+def _materialize(df: DataFrame) -> DataFrame:
+    """Pin a user's DataFrame so that every job sees the same rows in the same order."""
+    sc = df.sparkSession.sparkContext
+    if sc.getCheckpointDir():
+        return df.checkpoint(eager=True)
+    return df.localCheckpoint(eager=True)
+
+
+def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int, group: str):
+    """Run the shards, then re-run the failed ones up to max_shard_retry times, each in a new job."""
+    written: dict[int, ShardStats] = {}
+    errors: dict[int, str] = {}
+    remaining = list(todo)
+    for attempt in range(cfg.max_shard_retry + 1):
+        if not remaining:
+            break
+        if attempt:
+            log.warning("retrying %d failed shard(s) (attempt %d of %d)", len(remaining), attempt, cfg.max_shard_retry)
+        planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
+        try:
+            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, group)
+        except Img2dsError:
+            raise
+        except Exception as err:  # the Spark job aborted: keep what its shards committed
+            log.error(
+                "Spark job failed: %s", str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            )
+            rows = []
+            committed = _done_shards(fs, root)
+            for s in remaining:
+                if s in committed:
+                    written[s] = committed[s]
+                else:
+                    errors[s] = "Spark job failed before this shard finished"
+        for row in rows:
+            if row["ok"]:
+                written[row["shard_id"]] = ShardStats.from_json(row["shard_id"], json.loads(row["stats"]))
+                errors.pop(row["shard_id"], None)
+            else:
+                errors[row["shard_id"]] = row["error"]
+                log.warning("shard %s failed: %s", row["shard_id"], row["error"])
+        remaining = [s for s in remaining if s not in written]
+    return written, errors

@@ -1,0 +1,120 @@
+"""What a run did: the Summary returned to the caller and the _summary.json written beside the shards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spark_img2ds import __version__
+from spark_img2ds.config import Config
+from spark_img2ds.dataset import layout
+from spark_img2ds.dataset.stats import ShardStats, merge
+
+
+@dataclass
+class Summary:
+    """What a run did; also written to {output_folder}/_summary.json."""
+
+    output_folder: str
+    job_id: str
+    complete: bool
+    count: int = 0
+    successes: int = 0
+    failed_to_download: int = 0
+    failed_to_resize: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    shards_total: int = 0
+    shards_written: int = 0
+    shards_skipped: int = 0
+    shards_failed: list[int] = field(default_factory=list)
+    samples_this_run: int = 0
+    duration: float = 0.0
+    images_per_second: float = 0.0
+
+    def __str__(self) -> str:
+        state = "complete" if self.complete else f"INCOMPLETE ({len(self.shards_failed)} shard(s) failed)"
+        lines = [
+            f"dataset: {self.output_folder} ({state})",
+            f"samples: {self.count} total, {self.successes} success, "
+            f"{self.failed_to_download} failed to download, {self.failed_to_resize} failed to resize",
+            f"shards: {self.shards_total} total, {self.shards_written} written now, {self.shards_skipped} already done",
+            f"this run: {self.samples_this_run} samples in {self.duration:.1f}s "
+            f"({self.images_per_second:.1f} images/s)",
+        ]
+        for message, n in list(self.error_counts.items())[:5]:
+            lines.append(f"  {n:>8}  {message}")
+        return "\n".join(lines)
+
+
+def summarize(
+    cfg: Config,
+    job_id: str,
+    shards_total: int,
+    previous: dict[int, ShardStats],
+    written: dict[int, ShardStats],
+    failed: list[int],
+    duration: float,
+) -> Summary:
+    """The Summary of a run that found `previous` shards done and wrote `written`."""
+    totals = merge({**previous, **written}.values())
+    this_run = sum(s.count for s in written.values())
+    return Summary(
+        output_folder=cfg.output_folder,
+        job_id=job_id,
+        complete=not failed,
+        count=totals["count"],
+        successes=totals["successes"],
+        failed_to_download=totals["failed_to_download"],
+        failed_to_resize=totals["failed_to_resize"],
+        status_counts=totals["status_counts"],
+        error_counts=totals["error_counts"],
+        shards_total=shards_total,
+        shards_written=len(written),
+        shards_skipped=len(previous),
+        shards_failed=failed,
+        samples_this_run=this_run,
+        duration=duration,
+        images_per_second=this_run / duration if duration > 0 else 0.0,
+    )
+
+
+def summary_json(
+    summary: Summary, cfg: Config, shards: dict[int, ShardStats], errors: dict[int, str], started: float
+) -> dict[str, Any]:
+    """The content of _summary.json: the Summary, each shard's state, the config (secrets redacted), versions."""
+    import pyspark
+
+    per_shard = []
+    for shard_id in range(summary.shards_total):
+        st = shards.get(shard_id)
+        entry: dict[str, Any] = {"shard": layout.shard_name(shard_id, cfg.oom_shard_count)}
+        if st is None:
+            entry.update(state="failed", error=errors.get(shard_id, "not written"))
+        else:
+            entry.update(state="done", count=st.count, successes=st.successes, duration=round(st.duration, 3))
+        per_shard.append(entry)
+    return {
+        "job_id": summary.job_id,
+        "complete": summary.complete,
+        "start_time": started,
+        "end_time": started + summary.duration,
+        "duration": summary.duration,
+        "count": summary.count,
+        "successes": summary.successes,
+        "failed_to_download": summary.failed_to_download,
+        "failed_to_resize": summary.failed_to_resize,
+        "status_counts": summary.status_counts,
+        "error_counts": summary.error_counts,
+        "samples_this_run": summary.samples_this_run,
+        "images_per_second": summary.images_per_second,
+        "shards": {
+            "total": summary.shards_total,
+            "written_this_run": summary.shards_written,
+            "already_done": summary.shards_skipped,
+            "failed": len(summary.shards_failed),
+        },
+        "per_shard": per_shard,
+        "config": cfg.to_public_dict(),
+        "versions": {"spark_img2ds": __version__, "pyspark": pyspark.__version__},
+    }

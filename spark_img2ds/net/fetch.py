@@ -1,0 +1,245 @@
+"""Downloading one URL: pooled keep-alive connections, a total deadline, retries, opt-out.
+
+Requests go out through http1, a lean HTTP/1.1 client; URLs are parsed and normalised
+by urllib3's parse_url, as requests does. Each thread keeps its own keep-alive
+connections, so a connection is never shared. Each attempt has a total deadline
+(deadline.py), and the X-Robots-Tag opt-out is checked before the body is read (robots.py).
+
+Every failure becomes a FetchError whose message is short and free of the URL,
+so that the per-error counts in the run summary group alike failures together.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import socket
+import ssl
+import threading
+import time
+from urllib.parse import urljoin
+
+import certifi
+from urllib3.exceptions import LocationValueError
+from urllib3.util import parse_url
+
+from spark_img2ds.net import http1
+from spark_img2ds.net.deadline import REAPER, Attempt
+from spark_img2ds.net.robots import OPT_OUT_MESSAGE, is_disallowed, user_agent
+
+CA_BUNDLE = certifi.where()
+
+MAX_REDIRECTS = 10
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
+
+
+class FetchError(Exception):
+    """A download that did not give image bytes; transient ones are worth a retry."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def describe(err: BaseException) -> FetchError:
+    """A short message for a socket, TLS or HTTP framing failure."""
+    if isinstance(err, FetchError):
+        return err
+    if isinstance(err, socket.gaierror):
+        return FetchError("could not resolve host")
+    if isinstance(err, ConnectionRefusedError):
+        return FetchError("connection refused", transient=True)
+    if isinstance(err, TimeoutError):
+        return FetchError("timed out waiting for the server", transient=True)
+    if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return FetchError("connection reset by server", transient=True)
+    if isinstance(err, ssl.SSLError):
+        return FetchError("TLS certificate or handshake error")
+    if isinstance(err, http1.BadContentEncoding):
+        return FetchError("undecodable response body (bad content encoding)")
+    if isinstance(err, http1.Truncated):
+        return FetchError("truncated response body", transient=True)
+    if isinstance(err, http1.ProtocolError):
+        return FetchError("invalid HTTP response")
+    if isinstance(err, http1.NoResponse):
+        return FetchError("server closed the connection without a response", transient=True)
+    if isinstance(err, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return FetchError("connection reset by server", transient=True)
+    if isinstance(err, (LocationValueError, ValueError, UnicodeError)):
+        return FetchError("invalid url")
+    return FetchError(f"connection error: {type(err).__name__}", transient=True)
+
+
+def _header_text(value: str) -> str:
+    """http.client reads header bytes as latin-1; Location is UTF-8 on the wire."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise FetchError("invalid url") from None
+
+
+class Fetcher:
+    """Downloads URLs from many threads; each thread keeps its own keep-alive pools."""
+
+    def __init__(
+        self,
+        timeout: float,
+        retries: int = 0,
+        user_agent_token: str | None = None,
+        directives: frozenset[str] = frozenset(),
+        verify_ssl: bool = True,
+        backoff: float = 0.5,
+    ) -> None:
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.token = user_agent_token.strip().lower() if user_agent_token else None
+        self.user_agent = user_agent(user_agent_token)
+        self.directives = directives
+        self.backoff = backoff
+        self._local = threading.local()
+        self._tls = http1.tls_context(verify_ssl, CA_BUNDLE)
+        self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
+
+    def _connections(self) -> collections.OrderedDict:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = collections.OrderedDict()
+        return conns
+
+    def fetch(self, url: str) -> bytes:
+        """The body of url; retries transient failures with exponential backoff."""
+        target = _Target.of(url)  # an invalid url is not worth a retry
+        for attempt in range(self.retries + 1):
+            try:
+                return self._fetch_once(url, target)
+            except FetchError as err:
+                if not err.transient or attempt == self.retries:
+                    raise
+            time.sleep(min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _fetch_once(self, url: str, target: _Target) -> bytes:
+        attempt = Attempt(time.monotonic() + self.timeout)
+        REAPER.watch(attempt)
+        try:
+            return self._follow(url, target, attempt)
+        except FetchError:
+            if attempt.expired:
+                raise self._too_long() from None
+            raise
+        except (OSError, ValueError, UnicodeError, http1.HTTPFailure) as err:
+            if attempt.expired:
+                raise self._too_long() from None
+            raise describe(err) from None
+        finally:
+            attempt.done = True
+
+    def _too_long(self) -> FetchError:
+        return FetchError(f"download took longer than the {self.timeout:g}s timeout", transient=True)
+
+    def _check_deadline(self, attempt: Attempt) -> None:
+        if time.monotonic() > attempt.deadline:
+            raise self._too_long()
+
+    def _follow(self, url: str, target: _Target, attempt: Attempt) -> bytes:
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_deadline(attempt)
+            resp = self._send(target, attempt)
+            conn = resp.conn
+            try:
+                location = resp.header("location") if resp.status in REDIRECT_CODES else None
+                if location:
+                    url = urljoin(url, _header_text(location))
+                    target = _Target.of(url)
+                    continue
+                if resp.status >= 400:
+                    transient = resp.status == 429 or resp.status >= 500
+                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient=transient)
+                if self.directives and is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
+                    raise FetchError(OPT_OUT_MESSAGE)
+                self._check_deadline(attempt)
+                data = resp.read()
+                if not data:
+                    raise FetchError("empty response body")
+                if conn.reusable:
+                    self._keep(target.key, conn)
+                    conn = None
+                return data
+            finally:
+                if conn is not None:
+                    conn.close()  # only a fully read success goes back: anything else may be out of step
+        raise FetchError("too many redirects")
+
+    def _send(self, target: _Target, attempt: Attempt) -> http1.Response:
+        """Send the GET on a kept-alive connection if there is one, else on a new one.
+
+        A kept-alive connection the server has meanwhile closed fails before any byte of
+        a response arrives: the request is then sent once more on a new connection.
+        """
+        conn = self._connections().pop(target.key, None)
+        if conn is not None:
+            try:
+                attempt.bind(conn)
+                conn.sock.sendall(target.request(self._headers))
+                return http1.read_head(conn)
+            except (http1.NoResponse, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                conn.close()
+                if attempt.expired:
+                    raise
+            except BaseException:
+                conn.close()
+                raise
+        conn = self._connect(target, attempt)
+        try:
+            conn.sock.sendall(target.request(self._headers))
+            return http1.read_head(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _connect(self, target: _Target, attempt: Attempt) -> http1.Connection:
+        if attempt.expired:
+            raise self._too_long()
+        try:
+            conn = http1.connect(target.scheme, target.address, target.port, self.timeout, self._tls, target.host)
+        except TimeoutError:
+            raise FetchError("timed out while connecting", transient=True) from None
+        except ssl.SSLError:
+            raise FetchError("TLS certificate or handshake error") from None
+        attempt.bind(conn)
+        return conn
+
+    def _keep(self, key: tuple, conn: http1.Connection) -> None:
+        conns = self._connections()
+        conns[key] = conn
+        while len(conns) > MAX_CONNECTIONS:
+            conns.popitem(last=False)[1].close()
+
+
+class _Target:
+    """Where a URL's GET goes: connection key, socket address, Host header, request target."""
+
+    __slots__ = ("scheme", "host", "address", "port", "host_header", "path", "key")
+
+    @classmethod
+    def of(cls, url: str) -> _Target:
+        try:
+            parsed = parse_url(url)
+        except (ValueError, UnicodeError, LocationValueError):
+            raise FetchError("invalid url") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise FetchError("invalid url")
+        t = cls()
+        t.scheme = parsed.scheme
+        t.host = parsed.host
+        t.address = t.host[1:-1] if t.host.startswith("[") else t.host
+        default = 443 if t.scheme == "https" else 80
+        t.port = parsed.port or default
+        t.host_header = t.host if t.port == default else f"{t.host}:{t.port}"
+        t.path = parsed.request_uri
+        t.key = (t.scheme, t.address, t.port)
+        return t
+
+    def request(self, headers: tuple[tuple[str, str], ...]) -> bytes:
+        return http1.request_bytes(self.path, self.host_header, headers)

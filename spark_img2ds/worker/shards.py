@@ -1,0 +1,229 @@
+"""The shard loop: download and write whole shards through one window of requests.
+
+It holds no state between tasks: a shard is a pure function of its input rows and
+the config, so a retried or speculative task writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+import pyarrow as pa
+
+from spark_img2ds.config import Config
+from spark_img2ds.dataset import layout, storage
+from spark_img2ds.dataset.columns import CAPTION, INDEX_COL, URL
+from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS, Heartbeat
+from spark_img2ds.dataset.stats import ShardStats
+from spark_img2ds.worker.sample import Sample, pool_size
+from spark_img2ds.worker.watchdog import ShardWatchdog
+from spark_img2ds.writers import writer_class
+
+WINDOW_PER_THREAD = 4
+
+
+def committed_stats(fs, root: str, name: str, shard_id: int) -> ShardStats | None:
+    """The stats of a shard already committed (by an earlier attempt or run), else None."""
+    found = storage.read_json_files(fs, [storage.join(root, layout.stats_name(name))])
+    data = next(iter(found.values()), None)
+    return ShardStats.from_json(shard_id, data) if isinstance(data, dict) else None
+
+
+def _await(future: Future, watchdog: ShardWatchdog | None) -> Sample:
+    """The future's sample, giving up if the watchdog declares the shard stalled."""
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except FutureTimeout:
+            if watchdog is not None:
+                watchdog.check()
+
+
+class _OpenShard:
+    """One shard being downloaded: its rows, its writer, its stats and its heartbeat."""
+
+    def __init__(
+        self, cfg: Config, fs, root: str, shard_id: int, table: pa.Table, heartbeat_every: float = HEARTBEAT_SECONDS
+    ) -> None:
+        self.cfg, self.shard_id = cfg, shard_id
+        self.name = layout.shard_name(shard_id, cfg.oom_shard_count)
+        table = table.sort_by(INDEX_COL)
+        self.indices = table.column(INDEX_COL).to_pylist()
+        self.urls = table.column(URL).to_pylist()
+        self.rows = len(self.urls)
+        self.captions = table.column(CAPTION).to_pylist() if cfg.caption_col else [None] * self.rows
+        self.columns = cfg.metadata_columns()
+        self.extra_values = [table.column(c).to_pylist() for c in self.columns.additional]
+        self.schema = self.columns.schema([table.schema.field(c) for c in self.columns.additional])
+        self.fs, self.root = fs, root
+        self.stats = ShardStats(shard_id=shard_id, start_time=time.time())
+        self.heartbeat = Heartbeat(fs, root, self.name, self.rows, heartbeat_every)
+        self.submitted = 0  # rows handed to the pool
+        self.writer = None
+
+    def open(self) -> None:
+        self.heartbeat.update(0, force=True)
+        self.writer = writer_class(self.cfg.output_format)(self.fs, self.root, self.name, self.cfg, self.schema)
+
+    def write(self, i: int, sample: Sample) -> bool:
+        """Store row i's outcome (rows come in index order); True once every row is stored."""
+        cfg = self.cfg
+        key = layout.sample_key(self.shard_id, self.indices[i], cfg.oom_sample_per_shard, cfg.oom_shard_count)
+        extras = [values[i] for values in self.extra_values]
+        meta = self.columns.row(extras, self.captions[i], self.urls[i], key, sample)
+        self.writer.write(key, sample.image, self.captions[i], meta)
+        self.stats.record(sample.status, sample.error_message, sample.nbytes)
+        self.heartbeat.update(self.stats.count)
+        return self.stats.count == self.rows
+
+    def commit(self) -> ShardStats:
+        """Publish the shard's files, then its stats marker last."""
+        self.writer.close()
+        self.stats.end_time = time.time()
+        storage.write_json(self.fs, storage.join(self.root, layout.stats_name(self.name)), self.stats.to_json())
+        self.heartbeat.update(self.rows, force=True, committed=True)
+        return self.stats
+
+    def abort(self, err: BaseException) -> None:
+        """Discard this attempt's files."""
+        if self.writer is not None:
+            self.writer.abort(err)
+        self.heartbeat.remove()
+
+
+ShardOutcome = tuple[int, "ShardStats | Exception"]
+
+
+def run_shards(
+    cfg: Config,
+    tables: Iterable[tuple[int, pa.Table]],
+    make_sample: Callable[[str | None], Sample],
+    pool: ThreadPoolExecutor,
+    on_sample: Callable[[], None] | None = None,
+    watchdog: ShardWatchdog | None = None,
+    heartbeat_every: float = HEARTBEAT_SECONDS,
+) -> Iterator[ShardOutcome]:
+    """Download and write shards one after another through one window of requests.
+
+    The next shard's downloads start while the current one's last samples are still in
+    flight, so a boundary between shards leaves no slot idle. Each shard is written in
+    index order and committed on its own: files first, its stats marker last. A shard
+    whose marker already exists (a task retry after a lost executor, a speculative
+    duplicate, a rerun) is not downloaded again: its committed stats are reported.
+    A shard that fails (storage error, stall) is abandoned alone, with its files
+    discarded, and reported with its error; the others go on. Heartbeats are written
+    every heartbeat_every seconds; those of committed shards are removed at the end.
+    """
+    fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
+    upcoming = iter(tables)
+    window = max(1, pool_size(cfg) * WINDOW_PER_THREAD)
+    pending: deque[tuple[_OpenShard, int, Future]] = deque()
+    ready: deque[ShardOutcome] = deque()  # outcomes known before the shard reaches the head
+    feeding: _OpenShard | None = None
+    exhausted = False
+    head: _OpenShard | None = None
+    committed: list[_OpenShard] = []
+
+    def next_table() -> tuple[int, pa.Table] | None:
+        if watchdog is None:
+            return next(upcoming, None)
+        with watchdog.paused():
+            return next(upcoming, None)
+
+    def next_shard() -> _OpenShard | None:
+        nonlocal exhausted
+        while (item := next_table()) is not None:
+            shard_id, table = item
+            try:
+                shard = _OpenShard(cfg, fs, root, shard_id, table, heartbeat_every)
+                done = committed_stats(fs, root, shard.name, shard_id)
+                if done is not None:
+                    ready.append((shard_id, done))
+                    continue
+                shard.open()
+            except MemoryError:
+                raise
+            except Exception as err:
+                ready.append((shard_id, err))
+                continue
+            return shard
+        exhausted = True
+        return None
+
+    def fill() -> None:
+        nonlocal feeding
+        while len(pending) < window:
+            if feeding is None or feeding.submitted == feeding.rows:
+                feeding = None if exhausted else next_shard()
+                if feeding is None:
+                    return
+            i = feeding.submitted
+            feeding.submitted += 1
+            pending.append((feeding, i, pool.submit(make_sample, feeding.urls[i])))
+
+    def drop(shard: _OpenShard, err: BaseException) -> None:
+        nonlocal feeding
+        while pending and pending[0][0] is shard:
+            pending.popleft()[2].cancel()  # do not spend the pool on a shard that is being abandoned
+        if feeding is shard:
+            feeding = None
+        shard.abort(err)
+
+    try:
+        fill()
+        while pending or ready:
+            while ready:
+                yield ready.popleft()
+            if not pending:
+                fill()
+                continue
+            shard, i, future = pending[0]
+            if shard is not head:
+                head = shard
+                if watchdog is not None:
+                    watchdog.begin(shard.name)
+            try:
+                sample = _await(future, watchdog)
+                pending.popleft()
+                complete = shard.write(i, sample)
+                if complete:
+                    stats = shard.commit()
+                    committed.append(shard)
+                if watchdog is not None:
+                    watchdog.beat()
+            except MemoryError:
+                raise  # fatal: the task fails and Spark retries it on a fresh worker
+            except Exception as err:
+                drop(shard, err)
+                head = None
+                if watchdog is not None:
+                    watchdog.end()
+                yield shard.shard_id, err
+                fill()
+                continue
+            if on_sample is not None:
+                on_sample()
+            fill()
+            if complete:
+                head = None
+                if watchdog is not None:
+                    watchdog.end()
+                yield shard.shard_id, stats
+    except BaseException as err:
+        abandoned = {id(s): s for s, _, _ in pending}
+        if feeding is not None:
+            abandoned[id(feeding)] = feeding
+        for _, _, future in pending:
+            future.cancel()
+        for shard in abandoned.values():
+            shard.abort(err)
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.end()
+        for shard in committed:
+            shard.heartbeat.remove()
