@@ -25,6 +25,7 @@ from spark_img2ds.imaging.options import (
     RESIZE_MODES,
     ImageOptions,
 )
+from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, AddressPolicy
 from spark_img2ds.net.robots import DEFAULT_DISALLOWED_DIRECTIVES
 from spark_img2ds.writers import OUTPUT_FORMATS
 
@@ -48,6 +49,10 @@ DISTRIBUTORS = ("pyspark", "multiprocessing")  # img2dataset's; Spark distribute
 _SECRET_NAME = re.compile(
     r"secret|password|passwd|token|credential|key|connection_string|authorization|sas|signature|cookie",
     re.IGNORECASE,
+)
+# Query parameters that carry a credential in signed URLs (S3, GCS, Azure SAS) and API links.
+_SECRET_QUERY = re.compile(
+    r"^(sig|signature|x-amz-.*|x-goog-.*|googleaccessid|.*token.*|.*key.*|.*secret.*|pass.*)$", re.I
 )
 MAX_TIMEOUT = 3600.0
 
@@ -106,6 +111,9 @@ class Config:
     min_image_size: int = _opt(_IMG.min_image_size, "reject images whose smaller side is below this")
     max_image_area: float = _opt(_IMG.max_image_area, "reject images with more pixels than this")
     max_aspect_ratio: float = _opt(_IMG.max_aspect_ratio, "reject images whose side ratio exceeds this")
+    max_image_pixels: int = _opt(
+        _IMG.max_image_pixels, "refuse images whose header declares more pixels, before decoding them"
+    )
     incremental_mode: str = _opt(
         "incremental", "incremental (skip finished shards) or overwrite", choices=INCREMENTAL_MODES
     )
@@ -132,7 +140,20 @@ class Config:
         "glibc malloc arenas per Python worker; its threads otherwise grow an arena each (measured: 45% less "
         "worker memory at thread_count 64); 0: glibc's default; MALLOC_ARENA_MAX in the environment wins",
     )
-    allow_private_networks: bool = _opt(False, "allow URLs that resolve to private, loopback or link-local addresses")
+    allow_private_networks: bool = _opt(
+        False, "admit loopback and private addresses (RFC 1918, fc00::/7); link-local and metadata stay refused"
+    )
+    allowed_networks: list[str] | None = _opt(
+        None,
+        "addresses or CIDR networks admitted whatever their class (cloud metadata excepted); a JSON list on the CLI",
+    )
+    max_redirects: int = _opt(MAX_REDIRECTS, "redirects followed per download")
+    proxy: str | None = _opt(
+        None, "http(s)://[user:password@]host:port of a forward proxy; default: HTTPS_PROXY / HTTP_PROXY, NO_PROXY"
+    )
+    max_download_bytes: int = _opt(
+        MAX_DOWNLOAD_BYTES, "largest body accepted, as announced, received and decoded (gzip/deflate); 0: no limit"
+    )
     distributor: str = _opt("pyspark", "img2dataset compatibility: Spark is always the distributor")
     subjob_size: int = _opt(1000, "img2dataset compatibility: has no effect, sharding happens in Spark")
     enable_wandb: bool = _opt(False, "img2dataset compatibility: wandb logging (not supported yet)")
@@ -175,6 +196,10 @@ class Config:
     def additional_columns(self) -> list[str]:
         return list(self.save_additional_columns or [])
 
+    def address_policy(self) -> AddressPolicy:
+        """Which addresses downloads may connect to."""
+        return AddressPolicy.build(self.allow_private_networks, self.allowed_networks)
+
     def image_options(self) -> ImageOptions:
         """The options of the image path (imaging/ takes these, not the Config)."""
         return ImageOptions(**{name: getattr(self, name) for name in IMAGE_OPTION_NAMES})
@@ -194,6 +219,8 @@ class Config:
                 value = f"<{type(value).__name__}>"
             elif f.name == "storage_options":
                 value = _redact(value)
+            elif f.name in ("url_list", "output_folder", "proxy") and isinstance(value, str):
+                value = redact_url(value)
             elif isinstance(value, float) and math.isinf(value):
                 value = "inf"
             out[f.name] = value
@@ -205,6 +232,17 @@ def option_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
 
 
+def redact_url(text: str) -> str:
+    """text with a URL's user:password@ and the values of credential query parameters replaced by ***."""
+    text = re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+
+    def scrub(match: re.Match) -> str:
+        name, value = match.group(2), match.group(3)
+        return f"{match.group(1)}{name}={'***' if value and _SECRET_QUERY.match(name) else value}"
+
+    return re.sub(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)", scrub, text)
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: ("***" if _SECRET_NAME.search(str(k)) else _redact(v)) for k, v in value.items()}
@@ -213,7 +251,7 @@ def _redact(value: Any) -> Any:
     return value
 
 
-_LIST_OPTIONS = ("save_additional_columns", "disallowed_header_directives", "verify_hash")
+_LIST_OPTIONS = ("save_additional_columns", "disallowed_header_directives", "verify_hash", "allowed_networks")
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -224,7 +262,7 @@ def _coerce(name: str, value: Any) -> Any:
             return list(value)
         return value
     text = value.strip()
-    if name in ("caption_col", "bbox_col", "user_agent_token", "master", "compute_hash") and text.lower() in (
+    if name in ("caption_col", "bbox_col", "user_agent_token", "master", "compute_hash", "proxy") and text.lower() in (
         "none",
         "null",
         "",
@@ -278,7 +316,15 @@ def _validate(c: Config) -> None:
     for name in ("processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
         v = getattr(c, name)
         require(is_int(v) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-    for name in ("retries", "max_shard_retry", "subjob_size", "shards_per_task", "malloc_arena_max"):
+    for name in (
+        "retries",
+        "max_shard_retry",
+        "subjob_size",
+        "shards_per_task",
+        "malloc_arena_max",
+        "max_redirects",
+        "max_download_bytes",
+    ):
         v = getattr(c, name)
         require(is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
     for name in ("timeout", "progress_interval"):
@@ -300,6 +346,10 @@ def _validate(c: Config) -> None:
             v = getattr(c, f.name)
             require(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
     c.image_options()  # checks the image options
+    try:
+        c.address_policy()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     require(
         c.compute_hash is None or c.compute_hash in HASHES,
         f"compute_hash must be one of {', '.join(HASHES)} or none; got {c.compute_hash!r}",
@@ -308,6 +358,10 @@ def _validate(c: Config) -> None:
     for name in ("url_col", "output_folder", "distributor"):
         v = getattr(c, name)
         require(isinstance(v, str) and v.strip() != "", f"{name} must be a non-empty string, got {v!r}")
+    require(
+        c.proxy is None or (isinstance(c.proxy, str) and re.match(r"^https?://[^/\s]+/?$", c.proxy) is not None),
+        "proxy must be a URL like http://host:3128 (http or https, no path)",
+    )
     for name in ("caption_col", "bbox_col", "user_agent_token", "master"):
         v = getattr(c, name)
         require(v is None or (isinstance(v, str) and v.strip() != ""), f"{name} must be a non-empty string or none")

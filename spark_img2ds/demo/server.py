@@ -16,6 +16,10 @@ Routes (NAME is a file in the folder):
   /corrupt/NAME             NAME with its middle overwritten
   /flaky/ID/NAME            HTTP 500 the first time ID is asked for, then NAME
   /delay/SECONDS/NAME       waits, then serves NAME (a slow but healthy server)
+  /goto?url=URL             a redirect to URL (an open redirect, as hostile sites have)
+  /big/BYTES/FRAMING        BYTES zeros framed by length, close or chunked (size limits)
+  /bomb/BYTES               a small gzip body that inflates to BYTES zeros (Content-Encoding: gzip)
+  /drip/SECONDS             announces a megabyte, then drips a byte every 50 ms for SECONDS
 
 A query string is ignored by the routes, so ?i=N makes distinct URLs for the same
 image; ``path_hits`` counts requests per full path, query included.
@@ -30,6 +34,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -141,6 +146,49 @@ class _Handler(BaseHTTPRequestHandler):
     def route_delay(self, seconds: str, name: str) -> None:
         time.sleep(float(seconds))
         self._image(name)
+
+    def route_goto(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        self._send(302, b"", "text/plain", [("Location", query.get("url", ["/"])[0])])
+
+    def route_big(self, size: str, framing: str = "length") -> None:
+        total, block = int(size), bytes(1 << 16)
+        self.send_response(200)
+        if framing == "length":
+            self.send_header("Content-Length", str(total))
+        elif framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        sent = 0
+        while sent < total:
+            piece = block[: min(len(block), total - sent)]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if framing == "chunked" else piece)
+            sent += len(piece)
+        if framing == "chunked":
+            self.wfile.write(b"0\r\n\r\n")
+
+    def route_bomb(self, size: str) -> None:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        block, left, parts = bytes(1 << 20), int(size), []
+        while left > 0:
+            parts.append(packer.compress(block[: min(left, len(block))]))
+            left -= len(block)
+        body = b"".join(parts) + packer.flush()
+        self._send(200, body, "image/jpeg", [("Content-Encoding", "gzip")])
+
+    def route_drip(self, seconds: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        end = time.monotonic() + float(seconds)
+        while time.monotonic() < end:
+            self.wfile.write(b"\x00")
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.close_connection = True
 
     def route_flaky(self, key: str, name: str) -> None:
         with self.server.lock:

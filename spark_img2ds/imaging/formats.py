@@ -98,3 +98,91 @@ def has_exif(data: bytes, fmt: str | None) -> bool:
     if fmt == "webp":
         return data.find(b"EXIF", 0, 65536) >= 0
     return fmt == "tiff"
+
+
+def _u16(data: bytes, pos: int, order: str) -> int:
+    return int.from_bytes(data[pos : pos + 2], order)  # type: ignore[arg-type]
+
+
+def _u32(data: bytes, pos: int, order: str) -> int:
+    return int.from_bytes(data[pos : pos + 4], order)  # type: ignore[arg-type]
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return _u32(data, 16, "big"), _u32(data, 20, "big")
+
+
+def _gif_size(data: bytes) -> tuple[int, int] | None:
+    """The logical screen, and no frame of the first image larger than it."""
+    if len(data) < 11:
+        return None
+    width, height = _u16(data, 6, "little"), _u16(data, 8, "little")
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    while pos < len(data):  # skip extensions up to the first image descriptor
+        if data[pos] == 0x2C and pos + 9 <= len(data):
+            width = max(width, _u16(data, pos + 1, "little") + _u16(data, pos + 5, "little"))
+            height = max(height, _u16(data, pos + 3, "little") + _u16(data, pos + 7, "little"))
+            break
+        if data[pos] != 0x21 or pos + 2 > len(data):
+            break
+        pos += 2
+        while pos < len(data) and data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    return width, height
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 26:
+        return None
+    if _u32(data, 14, "little") == 12:  # OS/2 BITMAPCOREHEADER
+        return _u16(data, 18, "little"), _u16(data, 20, "little")
+    width = int.from_bytes(data[18:22], "little", signed=True)
+    height = int.from_bytes(data[22:26], "little", signed=True)  # negative: stored top-down
+    return abs(width), abs(height)
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        return _u16(data, 26, "little") & 0x3FFF, _u16(data, 28, "little") & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = _u32(data, 21, "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth and ImageLength of the first IFD."""
+    order = "little" if data[:2] == b"II" else "big"
+    pos = _u32(data, 4, order)
+    if pos + 2 > len(data):
+        return None
+    found: dict[int, int] = {}
+    for i in range(min(_u16(data, pos, order), 512)):
+        entry = pos + 2 + 12 * i
+        if entry + 12 > len(data):
+            break
+        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
+        if tag in (256, 257):
+            found[tag] = _u16(data, entry + 8, order) if kind == 3 else _u32(data, entry + 8, order)
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+_SIZE_READERS = {"png": _png_size, "gif": _gif_size, "bmp": _bmp_size, "webp": _webp_size, "tiff": _tiff_size}
+
+
+def image_dimensions(data: bytes, fmt: str | None) -> tuple[int, int] | None:
+    """(width, height) as the file's header declares them, before any decode; None if it cannot tell.
+
+    Read for every format the job decodes, so that a few kilobytes declaring 30000x30000
+    pixels are refused before OpenCV allocates them (JPEG: as stored, before EXIF rotation).
+    """
+    if fmt == "jpg":
+        return jpeg_size(data)
+    reader = _SIZE_READERS.get(fmt or "")
+    return reader(data) if reader is not None else None

@@ -21,6 +21,8 @@ INTERPOLATIONS = {
 }
 ENCODE_FORMATS = ("jpg", "png", "webp")
 MAX_IMAGE_SIZE = 65500  # OpenCV refuses larger images
+# Pillow's decompression-bomb threshold (a quarter GiB of 24-bit pixels): refused from the header.
+MAX_IMAGE_PIXELS = 89_478_485
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ImageOptions:
     min_image_size: int = 0
     max_image_area: float = math.inf
     max_aspect_ratio: float = math.inf
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         require(
@@ -53,6 +56,10 @@ class ImageOptions:
         require(
             is_int(self.min_image_size) and self.min_image_size >= 0,
             f"min_image_size must be an integer >= 0, got {self.min_image_size!r}",
+        )
+        require(
+            is_int(self.max_image_pixels) and self.max_image_pixels >= 1,
+            f"max_image_pixels must be a positive integer, got {self.max_image_pixels!r}",
         )
         for name in ("max_image_area", "max_aspect_ratio"):
             v = getattr(self, name)

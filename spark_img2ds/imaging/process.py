@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from spark_img2ds.imaging.formats import jpeg_size, sniff_format
+from spark_img2ds.imaging.formats import image_dimensions, sniff_format
 from spark_img2ds.imaging.options import ImageOptions
 from spark_img2ds.imaging.resize import apply_plan, decode_reduction, plan_resize
 
@@ -79,17 +79,26 @@ class ImageProcessor:
         return img if fmt == "jpg" else _to_bgr8(img)
 
     def _decode_sized(self, data: bytes, fmt: str | None) -> tuple[np.ndarray, int, int]:
-        """Pixels and the original (displayed) width and height, decoding JPEGs reduced when the
-        resize allows it."""
+        """Pixels and the original (displayed) width and height.
+
+        The header's size is checked before any decode, so a small file declaring a huge
+        image is refused without allocating it; JPEGs are decoded reduced when the resize
+        allows it.
+        """
         opts = self.options
-        header = jpeg_size(data) if fmt == "jpg" else None
+        header = image_dimensions(data, fmt)
         if header is None:
-            img = self.decode(data, fmt)
-            return img, img.shape[1], img.shape[0]
+            raise ImageError(
+                "image decoding error: not a supported image format" if fmt is None else "image decoding error"
+            )
         w0, h0 = header
-        if w0 * h0 > opts.max_image_area:  # refuse before spending a decode on it
+        if not w0 or not h0:
+            raise ImageError("image decoding error: empty image")
+        if w0 * h0 > opts.max_image_pixels:
+            raise ImageError("image has more pixels than max_image_pixels")
+        if w0 * h0 > opts.max_image_area:
             raise ImageError("image area too large")
-        factor = decode_reduction(w0, h0, opts.image_size, opts.resize_mode)
+        factor = decode_reduction(w0, h0, opts.image_size, opts.resize_mode) if fmt == "jpg" else 1
         img = self.decode(data, fmt, factor)
         if factor == 1:
             return img, img.shape[1], img.shape[0]

@@ -20,16 +20,18 @@ import time
 from urllib.parse import urljoin
 
 import certifi
+import urllib3.exceptions as u3
 from urllib3.exceptions import LocationValueError
 from urllib3.util import parse_url
 
-from spark_img2ds.net import http1
+from spark_img2ds.net import connect, http1
 from spark_img2ds.net.deadline import REAPER, Attempt
+from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, SCHEMES, AddressPolicy
+from spark_img2ds.net.proxy import ProxiedResponse, ProxyPools, choose_proxy, environment_proxies
 from spark_img2ds.net.robots import OPT_OUT_MESSAGE, is_disallowed, user_agent
 
 CA_BUNDLE = certifi.where()
 
-MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
 
@@ -56,6 +58,10 @@ def describe(err: BaseException) -> FetchError:
         return FetchError("connection reset by server", transient=True)
     if isinstance(err, ssl.SSLError):
         return FetchError("TLS certificate or handshake error")
+    if isinstance(err, connect.AddressRefused):
+        return FetchError(str(err))
+    if isinstance(err, http1.TooLarge):
+        return FetchError("response body larger than max_download_bytes")
     if isinstance(err, http1.BadContentEncoding):
         return FetchError("undecodable response body (bad content encoding)")
     if isinstance(err, http1.Truncated):
@@ -66,9 +72,36 @@ def describe(err: BaseException) -> FetchError:
         return FetchError("server closed the connection without a response", transient=True)
     if isinstance(err, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         return FetchError("connection reset by server", transient=True)
+    if isinstance(err, u3.HTTPError):
+        return _describe_urllib3(err)
     if isinstance(err, (LocationValueError, ValueError, UnicodeError)):
         return FetchError("invalid url")
     return FetchError(f"connection error: {type(err).__name__}", transient=True)
+
+
+def _describe_urllib3(err: u3.HTTPError) -> FetchError:
+    """The same short messages for failures on the proxy path (urllib3's exceptions)."""
+    if isinstance(err, u3.ProxyError):
+        return FetchError("proxy error: the proxy could not be reached or refused the request", transient=True)
+    if isinstance(err, u3.SSLError):
+        return FetchError("TLS certificate or handshake error")
+    if isinstance(err, u3.NameResolutionError):
+        return FetchError("could not resolve host")
+    if isinstance(err, u3.NewConnectionError):
+        return FetchError("connection refused", transient=True)
+    if isinstance(err, u3.ConnectTimeoutError):
+        return FetchError("timed out while connecting", transient=True)
+    if isinstance(err, u3.ReadTimeoutError):
+        return FetchError("timed out waiting for the server", transient=True)
+    if isinstance(err, u3.ProtocolError):
+        return FetchError("connection reset by server", transient=True)
+    return FetchError(f"connection error: {type(err).__name__}", transient=True)
+
+
+def _scheme_label(scheme: str) -> str:
+    """A scheme as an error message may show it: short, and only letters, digits, + - . (never a secret)."""
+    label = "".join(c for c in scheme[:16] if c.isalnum() or c in "+-.")
+    return label or "other"
 
 
 def _header_text(value: str) -> str:
@@ -90,16 +123,26 @@ class Fetcher:
         directives: frozenset[str] = frozenset(),
         verify_ssl: bool = True,
         backoff: float = 0.5,
+        policy: AddressPolicy | None = None,
+        max_redirects: int = MAX_REDIRECTS,
+        max_bytes: int | None = MAX_DOWNLOAD_BYTES,
+        proxy: str | None = None,
     ) -> None:
         self.timeout = float(timeout)
+        self.policy = policy if policy is not None else AddressPolicy()
+        self.max_redirects = max_redirects
+        self.max_bytes = max_bytes
         self.retries = retries
         self.token = user_agent_token.strip().lower() if user_agent_token else None
         self.user_agent = user_agent(user_agent_token)
         self.directives = directives
         self.backoff = backoff
         self._local = threading.local()
-        self._tls = http1.tls_context(verify_ssl, CA_BUNDLE)
+        self._tls = connect.tls_context(verify_ssl, CA_BUNDLE)
         self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
+        self.proxy = proxy
+        self._proxies = environment_proxies()
+        self._proxy_pools = ProxyPools(self._tls)
 
     def _connections(self) -> collections.OrderedDict:
         conns = getattr(self._local, "conns", None)
@@ -109,7 +152,7 @@ class Fetcher:
 
     def fetch(self, url: str) -> bytes:
         """The body of url; retries transient failures with exponential backoff."""
-        target = _Target.of(url)  # an invalid url is not worth a retry
+        target = _Target.of(url, self.policy)  # an invalid or refused url is not worth a retry
         for attempt in range(self.retries + 1):
             try:
                 return self._fetch_once(url, target)
@@ -128,7 +171,7 @@ class Fetcher:
             if attempt.expired:
                 raise self._too_long() from None
             raise
-        except (OSError, ValueError, UnicodeError, http1.HTTPFailure) as err:
+        except (OSError, ValueError, UnicodeError, http1.HTTPFailure, u3.HTTPError) as err:
             if attempt.expired:
                 raise self._too_long() from None
             raise describe(err) from None
@@ -143,7 +186,7 @@ class Fetcher:
             raise self._too_long()
 
     def _follow(self, url: str, target: _Target, attempt: Attempt) -> bytes:
-        for _ in range(MAX_REDIRECTS + 1):
+        for _ in range(self.max_redirects + 1):
             self._check_deadline(attempt)
             resp = self._send(target, attempt)
             conn = resp.conn
@@ -151,7 +194,7 @@ class Fetcher:
                 location = resp.header("location") if resp.status in REDIRECT_CODES else None
                 if location:
                     url = urljoin(url, _header_text(location))
-                    target = _Target.of(url)
+                    target = _Target.of(url, self.policy)
                     continue
                 if resp.status >= 400:
                     transient = resp.status == 429 or resp.status >= 500
@@ -159,7 +202,7 @@ class Fetcher:
                 if self.directives and is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
                     raise FetchError(OPT_OUT_MESSAGE)
                 self._check_deadline(attempt)
-                data = resp.read()
+                data = resp.read(self.max_bytes)
                 if not data:
                     raise FetchError("empty response body")
                 if conn.reusable:
@@ -171,12 +214,20 @@ class Fetcher:
                     conn.close()  # only a fully read success goes back: anything else may be out of step
         raise FetchError("too many redirects")
 
-    def _send(self, target: _Target, attempt: Attempt) -> http1.Response:
-        """Send the GET on a kept-alive connection if there is one, else on a new one.
+    def _send(self, target: _Target, attempt: Attempt) -> http1.Response | ProxiedResponse:
+        """Send the GET through the proxy that applies, else on a kept-alive connection, else a new one.
 
         A kept-alive connection the server has meanwhile closed fails before any byte of
         a response arrives: the request is then sent once more on a new connection.
         """
+        proxy = choose_proxy(target.scheme, target.host, self.proxy, self._proxies)
+        if proxy is not None:
+            remaining = attempt.deadline - time.monotonic()
+            if remaining <= 0 or attempt.expired:
+                raise self._too_long()
+            resp = self._proxy_pools.get(proxy, target.url, dict(self._headers), min(self.timeout, remaining))
+            attempt.bind(resp.conn)
+            return resp
         conn = self._connections().pop(target.key, None)
         if conn is not None:
             try:
@@ -202,7 +253,9 @@ class Fetcher:
         if attempt.expired:
             raise self._too_long()
         try:
-            conn = http1.connect(target.scheme, target.address, target.port, self.timeout, self._tls, target.host)
+            conn = connect.connect(
+                target.scheme, target.address, target.port, self.timeout, self._tls, target.host, self.policy.refusal
+            )
         except TimeoutError:
             raise FetchError("timed out while connecting", transient=True) from None
         except ssl.SSLError:
@@ -220,16 +273,22 @@ class Fetcher:
 class _Target:
     """Where a URL's GET goes: connection key, socket address, Host header, request target."""
 
-    __slots__ = ("scheme", "host", "address", "port", "host_header", "path", "key")
+    __slots__ = ("scheme", "host", "address", "port", "host_header", "path", "key", "url")
 
     @classmethod
-    def of(cls, url: str) -> _Target:
+    def of(cls, url: str, policy: AddressPolicy) -> _Target:
+        """The target of url; FetchError for a malformed url, a scheme other than http(s) or a refused host."""
         try:
             parsed = parse_url(url)
         except (ValueError, UnicodeError, LocationValueError):
             raise FetchError("invalid url") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        if parsed.scheme is not None and parsed.scheme not in SCHEMES:
+            raise FetchError(f"scheme not allowed: {_scheme_label(parsed.scheme)}")
+        if parsed.scheme is None or not parsed.host:
             raise FetchError("invalid url")
+        refused = policy.name_refusal(parsed.host)
+        if refused is not None:
+            raise FetchError(refused)
         t = cls()
         t.scheme = parsed.scheme
         t.host = parsed.host
@@ -239,6 +298,7 @@ class _Target:
         t.host_header = t.host if t.port == default else f"{t.host}:{t.port}"
         t.path = parsed.request_uri
         t.key = (t.scheme, t.address, t.port)
+        t.url = f"{t.scheme}://{t.host_header}{t.path}"
         return t
 
     def request(self, headers: tuple[tuple[str, str], ...]) -> bytes:

@@ -6,14 +6,12 @@ needs little of HTTP: a GET, a status line, headers, a body framed by Content-Le
 chunked transfer coding or the end of the connection, and gzip/deflate content coding.
 This module does that with bounded buffers (64 KiB of status line and headers, 100
 header lines, as http.client) and nothing more. Policy (redirects, retries, deadlines,
-opt-out, error messages) stays in fetch.py.
+opt-out, error messages) stays in fetch.py; opening connections is in connect.py.
 """
 
 from __future__ import annotations
 
-import functools
 import socket
-import ssl
 import zlib
 
 MAX_HEAD = 65536
@@ -44,25 +42,8 @@ class BadContentEncoding(HTTPFailure):
     """The body does not decode with the content coding the server named."""
 
 
-@functools.lru_cache(maxsize=4)
-def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """A client context: TLS 1.2+, HTTP/1.1 by ALPN, certificates and host names checked if verify.
-
-    Shared by the threads and tasks of a process (contexts are thread-safe): loading the
-    CA bundle costs about 15 ms of CPU, once per Python worker instead of once per task.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
-    if verify:
-        if ca_file:
-            ctx.load_verify_locations(cafile=ca_file)
-        else:
-            ctx.load_default_certs()
-    else:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+class TooLarge(HTTPFailure):
+    """The body is larger than the caller allows, as announced, as sent or as decoded."""
 
 
 class Connection:
@@ -135,30 +116,17 @@ class Connection:
             have += len(data)
         return b"".join(parts)
 
-    def _to_end(self) -> bytes:
-        parts = [self.buf]
+    def _to_end(self, limit: int | None = None) -> bytes:
+        parts, have = [self.buf], len(self.buf)
         self.buf = b""
         while True:
+            if limit is not None and have > limit:
+                raise TooLarge(f"more than {limit} bytes")
             data = self.sock.recv(RECV_SIZE)
             if not data:
                 return b"".join(parts)
             parts.append(data)
-
-
-def connect(
-    scheme: str, host: str, port: int, timeout: float, tls: ssl.SSLContext | None, server_name: str
-) -> Connection:
-    """A new connection; TLS for https, with server_name for SNI and the host name check."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if scheme == "https":
-            assert tls is not None
-            sock = tls.wrap_socket(sock, server_hostname=server_name)
-    except BaseException:
-        sock.close()
-        raise
-    return Connection(sock)
+            have += len(data)
 
 
 def request_bytes(target: str, host_header: str, headers: tuple[tuple[str, str], ...]) -> bytes:
@@ -187,8 +155,11 @@ class Response:
     def header_list(self, name: str) -> list[str]:
         return self.headers.get(name, [])
 
-    def read(self) -> bytes:
-        """The whole body, decoded from its content coding; marks the connection reusable or not."""
+    def read(self, limit: int | None = None) -> bytes:
+        """The whole body, decoded from its content coding; marks the connection reusable or not.
+
+        limit bounds the body as announced, as received and as decoded: TooLarge past it.
+        """
         conn = self.conn
         if self.version == "HTTP/1.0" or "close" in (self.header("connection") or "").lower():
             conn.reusable = False
@@ -198,25 +169,28 @@ class Response:
         elif codings:
             if codings[-1] != "chunked":
                 conn.reusable = False
-                body = conn._to_end()
+                body = conn._to_end(limit)
             else:
-                body = self._chunked()
+                body = self._chunked(limit)
                 if self.header("content-length") is not None:
                     conn.reusable = False  # framed twice: do not trust what follows
         else:
             length = content_length(self.header_list("content-length"))
             if length is None:
                 conn.reusable = False
-                body = conn._to_end()
+                body = conn._to_end(limit)
+            elif limit is not None and length > limit:
+                conn.reusable = False
+                raise TooLarge(f"announced {length} bytes")
             else:
                 body = conn._exactly(length)
         if conn.buf:
             conn.reusable = False  # bytes beyond the body: the stream is out of step
-        return decode_content(body, self.header("content-encoding"))
+        return decode_content(body, self.header("content-encoding"), limit)
 
-    def _chunked(self) -> bytes:
+    def _chunked(self, limit: int | None = None) -> bytes:
         conn = self.conn
-        parts = []
+        parts, have = [], 0
         while True:
             size_text = conn._line(MAX_CHUNK_LINE).split(b";", 1)[0].strip()
             try:
@@ -230,6 +204,10 @@ class Response:
                     if not conn._line(MAX_HEAD):
                         return b"".join(parts)
                 raise ProtocolError("too many trailer lines")
+            have += size
+            if limit is not None and have > limit:
+                conn.reusable = False
+                raise TooLarge(f"more than {limit} bytes")
             parts.append(conn._exactly(size))
             if conn._line(MAX_CHUNK_LINE):
                 raise Truncated("chunk longer than its size")
@@ -251,42 +229,60 @@ def content_length(values: list[str]) -> int | None:
     return lengths.pop()
 
 
-def decode_content(body: bytes, coding: str | None) -> bytes:
-    """Undo gzip/deflate content codings, last applied first; unknown codings are left as sent."""
+def decode_content(body: bytes, coding: str | None, limit: int | None = None) -> bytes:
+    """Undo gzip/deflate content codings, last applied first; unknown codings are left as sent.
+
+    limit bounds each decoded result (TooLarge past it), so a small compressed bomb never
+    inflates into memory.
+    """
     if not coding:
         return body
     for name in reversed([c.strip().lower() for c in coding.split(",") if c.strip()]):
         if name in ("gzip", "x-gzip"):
-            body = _gunzip(body)
+            body = _gunzip(body, limit)
         elif name == "deflate":
-            body = _inflate(body)
+            body = _inflate(body, limit)
         elif name != "identity":
             return body
     return body
 
 
-def _gunzip(data: bytes) -> bytes:
-    out = []
+def _decompress(d, data: bytes, limit: int | None) -> bytes:
+    """What d decompresses from data, at most limit bytes; TooLarge if there would be more."""
+    if limit is None:
+        return d.decompress(data)
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise TooLarge(f"more than {limit} bytes once decoded")
+    return out
+
+
+def _gunzip(data: bytes, limit: int | None = None) -> bytes:
+    out, have = [], 0
     while data:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            out.append(d.decompress(data))
+            part = _decompress(d, data, None if limit is None else limit - have)
         except zlib.error:
             raise BadContentEncoding("gzip") from None
         if not d.eof:
             raise BadContentEncoding("gzip stream cut short")
+        out.append(part)
+        have += len(part)
         data = d.unused_data  # several gzip members follow one another
     return b"".join(out)
 
 
-def _inflate(data: bytes) -> bytes:
-    try:
-        return zlib.decompress(data)
-    except zlib.error:
+def _inflate(data: bytes, limit: int | None = None) -> bytes:
+    for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):  # zlib-wrapped, or raw deflate as some servers send
+        d = zlib.decompressobj(wbits)
         try:
-            return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+            out = _decompress(d, data, limit)
         except zlib.error:
-            raise BadContentEncoding("deflate") from None
+            continue
+        if d.eof:
+            return out
+    raise BadContentEncoding("deflate")
 
 
 def read_head(conn: Connection) -> Response:

@@ -59,6 +59,10 @@ class SampleMaker:
             user_agent_token=cfg.user_agent_token,
             directives=cfg.directives,
             verify_ssl=not cfg.ignore_ssl_certificate,
+            policy=cfg.address_policy(),
+            max_redirects=cfg.max_redirects,
+            max_bytes=cfg.max_download_bytes or None,
+            proxy=cfg.proxy,
         )
         self.images = ImageProcessor(cfg.image_options())
 

@@ -15,7 +15,11 @@ import pytest
 
 from spark_img2ds.net import fetch, robots
 from spark_img2ds.net.fetch import Fetcher, FetchError
+from spark_img2ds.net.policy import AddressPolicy
 from spark_img2ds.net.robots import is_disallowed, user_agent
+
+# The tests serve from loopback, which the default policy refuses (tests/unit/test_fetch_security.py).
+LOCAL = AddressPolicy(allow_private_networks=True)
 
 DEFAULT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex"})
 UA_SUFFIX = "(compatible; mytoken; +https://github.com/rom1504/img2dataset)"
@@ -139,18 +143,18 @@ def recorder():
 
 @pytest.mark.parametrize("name", ["china.jpg", "camera.png", "pic.webp", "big.jpg", "tiny.png"])
 def test_fetch_returns_exact_file_bytes(server, image_dir, name):
-    data = Fetcher(timeout=2).fetch(f"{server.url}/img/{name}")
+    data = Fetcher(policy=LOCAL, timeout=2).fetch(f"{server.url}/img/{name}")
     assert data == (image_dir / name).read_bytes()
 
 
 def test_redirect_chain_is_followed(server, image_dir):
-    data = Fetcher(timeout=2).fetch(f"{server.url}/redirect/3/china.jpg")
+    data = Fetcher(policy=LOCAL, timeout=2).fetch(f"{server.url}/redirect/3/china.jpg")
     assert data == (image_dir / "china.jpg").read_bytes()
 
 
 def test_redirect_loop_is_too_many_redirects(server):
     before = server.hits
-    err = fetch_error(Fetcher(timeout=2, retries=2, backoff=0.01), f"{server.url}/redirect-loop")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=2, backoff=0.01), f"{server.url}/redirect-loop")
     assert str(err) == "too many redirects"
     assert err.transient is False
     # MAX_REDIRECTS redirects followed after the first request, and no retry of a permanent failure.
@@ -158,26 +162,26 @@ def test_redirect_loop_is_too_many_redirects(server):
 
 
 def test_non_image_body_is_returned_as_is(server):
-    assert Fetcher(timeout=2).fetch(f"{server.url}/notimage") == b"<html><body>not an image</body></html>"
+    assert Fetcher(policy=LOCAL, timeout=2).fetch(f"{server.url}/notimage") == b"<html><body>not an image</body></html>"
 
 
 def test_gzip_content_encoding_is_decoded(recorder):
-    assert Fetcher(timeout=2).fetch(f"{recorder.url}/gzip") == GZIP_PLAIN
+    assert Fetcher(policy=LOCAL, timeout=2).fetch(f"{recorder.url}/gzip") == GZIP_PLAIN
 
 
 def test_chunked_transfer_encoding_is_joined(recorder):
-    assert Fetcher(timeout=2).fetch(f"{recorder.url}/chunked") == b"".join(CHUNKED_PARTS)
+    assert Fetcher(policy=LOCAL, timeout=2).fetch(f"{recorder.url}/chunked") == b"".join(CHUNKED_PARTS)
 
 
 def test_undecodable_gzip_body_is_a_fetch_error(recorder):
     # Whatever the label, a body that cannot be decoded must surface as a FetchError, never as a
     # urllib3/zlib exception escaping fetch() (which would fail the whole Spark task).
     with pytest.raises(FetchError):
-        Fetcher(timeout=2).fetch(f"{recorder.url}/bad-gzip")
+        Fetcher(policy=LOCAL, timeout=2).fetch(f"{recorder.url}/bad-gzip")
 
 
 def test_keep_alive_connection_is_reused(recorder):
-    fetcher = Fetcher(timeout=2)
+    fetcher = Fetcher(policy=LOCAL, timeout=2)
     for _ in range(3):
         assert fetcher.fetch(f"{recorder.url}/plain") == PLAIN_BODY
     ports = {port for _, _, port in recorder.seen}
@@ -187,7 +191,7 @@ def test_keep_alive_connection_is_reused(recorder):
 
 def test_many_threads_share_one_fetcher(server, image_dir):
     names = ["china.jpg", "camera.png", "coffee.jpg", "rocket.jpg", "flower.jpg", "tiny.png", "pic.webp", "gray.jpg"]
-    fetcher = Fetcher(timeout=2)
+    fetcher = Fetcher(policy=LOCAL, timeout=2)
     urls = [f"{server.url}/img/{n}" for n in names * 4]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(fetcher.fetch, urls))
@@ -199,14 +203,14 @@ def test_many_threads_share_one_fetcher(server, image_dir):
 
 def test_404_is_permanent_and_not_retried(server):
     before = server.hits
-    err = fetch_error(Fetcher(timeout=2, retries=3, backoff=0.01), f"{server.url}/status/404")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=3, backoff=0.01), f"{server.url}/status/404")
     assert str(err) == "HTTP 404 Not Found"
     assert err.transient is False
     assert server.hits - before == 1
 
 
 def test_missing_file_is_404(server):
-    err = fetch_error(Fetcher(timeout=2), f"{server.url}/img/no-such-file.jpg")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"{server.url}/img/no-such-file.jpg")
     assert str(err) == "HTTP 404 Not Found"
     assert err.transient is False
 
@@ -220,21 +224,21 @@ def test_missing_file_is_404(server):
     ],
 )
 def test_server_errors_and_429_are_transient(server, code, message):
-    err = fetch_error(Fetcher(timeout=2), f"{server.url}/status/{code}")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"{server.url}/status/{code}")
     assert str(err) == message
     assert err.transient is True
 
 
 @pytest.mark.parametrize(("code", "message"), [(403, "HTTP 403 Forbidden"), (410, "HTTP 410 Gone")])
 def test_other_client_errors_are_permanent(server, code, message):
-    err = fetch_error(Fetcher(timeout=2), f"{server.url}/status/{code}")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"{server.url}/status/{code}")
     assert str(err) == message
     assert err.transient is False
 
 
 def test_transient_error_is_retried_exactly_retries_times(server):
     before = server.hits
-    err = fetch_error(Fetcher(timeout=2, retries=2, backoff=0.01), f"{server.url}/status/500")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=2, backoff=0.01), f"{server.url}/status/500")
     assert str(err) == "HTTP 500 Internal Server Error"
     assert err.transient is True
     assert server.hits - before == 3
@@ -243,18 +247,20 @@ def test_transient_error_is_retried_exactly_retries_times(server):
 @pytest.mark.parametrize("retries", [1, 3])
 def test_flaky_succeeds_with_retries(server, image_dir, retries):
     before = server.hits
-    data = Fetcher(timeout=2, retries=retries, backoff=0.01).fetch(f"{server.url}/flaky/{unique_id()}/china.jpg")
+    data = Fetcher(policy=LOCAL, timeout=2, retries=retries, backoff=0.01).fetch(
+        f"{server.url}/flaky/{unique_id()}/china.jpg"
+    )
     assert data == (image_dir / "china.jpg").read_bytes()
     assert server.hits - before == 2  # one failure, one success, no extra attempts
 
 
 def test_flaky_fails_without_retries(server, image_dir):
     url = f"{server.url}/flaky/{unique_id()}/china.jpg"
-    err = fetch_error(Fetcher(timeout=2, retries=0), url)
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=0), url)
     assert str(err) == "HTTP 500 Internal Server Error"
     assert err.transient is True
     # The server now remembers the id: the next plain fetch succeeds, proving the first one was the 500.
-    assert Fetcher(timeout=2).fetch(url) == (image_dir / "china.jpg").read_bytes()
+    assert Fetcher(policy=LOCAL, timeout=2).fetch(url) == (image_dir / "china.jpg").read_bytes()
 
 
 # --- timeouts and deadlines --------------------------------------------------------------------
@@ -262,7 +268,7 @@ def test_flaky_fails_without_retries(server, image_dir):
 
 def test_hanging_server_times_out_transiently(server):
     start = time.monotonic()
-    err = fetch_error(Fetcher(timeout=1), f"{server.url}/hang/30")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=1), f"{server.url}/hang/30")
     elapsed = time.monotonic() - start
     assert str(err) == "timed out waiting for the server"
     assert err.transient is True
@@ -272,7 +278,7 @@ def test_hanging_server_times_out_transiently(server):
 @pytest.mark.parametrize(("timeout", "label"), [(1, "1"), (0.5, "0.5")])
 def test_slow_drip_hits_total_deadline(server, timeout, label):
     start = time.monotonic()
-    err = fetch_error(Fetcher(timeout=timeout), f"{server.url}/slow/big.jpg")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=timeout), f"{server.url}/slow/big.jpg")
     elapsed = time.monotonic() - start
     assert str(err) == f"download took longer than the {label}s timeout"
     assert err.transient is True
@@ -281,7 +287,7 @@ def test_slow_drip_hits_total_deadline(server, timeout, label):
 
 def test_total_deadline_covers_slowly_dripped_headers(recorder):
     start = time.monotonic()
-    err = fetch_error(Fetcher(timeout=1), f"{recorder.url}/drip-headers")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=1), f"{recorder.url}/drip-headers")
     elapsed = time.monotonic() - start
     assert err.transient is True
     assert str(err) == "download took longer than the 1s timeout"
@@ -290,7 +296,7 @@ def test_total_deadline_covers_slowly_dripped_headers(recorder):
 
 def test_total_deadline_covers_a_chain_of_slow_redirects(recorder):
     start = time.monotonic()
-    err = fetch_error(Fetcher(timeout=1), f"{recorder.url}/slow-redirect/9")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=1), f"{recorder.url}/slow-redirect/9")
     elapsed = time.monotonic() - start
     assert str(err) == "download took longer than the 1s timeout"
     assert err.transient is True
@@ -298,11 +304,11 @@ def test_total_deadline_covers_a_chain_of_slow_redirects(recorder):
 
 
 def test_slow_redirects_within_the_deadline_succeed(recorder):
-    assert Fetcher(timeout=3).fetch(f"{recorder.url}/slow-redirect/2") == PLAIN_BODY
+    assert Fetcher(policy=LOCAL, timeout=3).fetch(f"{recorder.url}/slow-redirect/2") == PLAIN_BODY
 
 
 def test_deadline_cut_connection_is_not_reused(recorder):
-    fetcher = Fetcher(timeout=1)
+    fetcher = Fetcher(policy=LOCAL, timeout=1)
     fetch_error(fetcher, f"{recorder.url}/drip-headers")
     assert fetcher.fetch(f"{recorder.url}/plain") == PLAIN_BODY
 
@@ -311,33 +317,33 @@ def test_deadline_cut_connection_is_not_reused(recorder):
 
 
 def test_connection_reset(server):
-    err = fetch_error(Fetcher(timeout=2), f"{server.url}/reset")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"{server.url}/reset")
     assert str(err) == "connection reset by server"
     assert err.transient is True
 
 
 def test_truncated_body(server):
-    err = fetch_error(Fetcher(timeout=2), f"{server.url}/truncated/china.jpg")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"{server.url}/truncated/china.jpg")
     assert str(err) == "truncated response body"
     assert err.transient is True
 
 
 def test_connection_refused():
-    err = fetch_error(Fetcher(timeout=2), f"http://127.0.0.1:{closed_port()}/img/china.jpg")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2), f"http://127.0.0.1:{closed_port()}/img/china.jpg")
     assert str(err) == "connection refused"
     assert err.transient is True
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://x/y", "", "http://", "//example.com/a.jpg"])
+@pytest.mark.parametrize("url", ["not a url", "", "http://", "//example.com/a.jpg"])
 def test_invalid_urls(url):
-    err = fetch_error(Fetcher(timeout=2, retries=2, backoff=0.01), url)
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=2, backoff=0.01), url)
     assert str(err) == "invalid url"
     assert err.transient is False
 
 
 def test_empty_body(server):
     before = server.hits
-    err = fetch_error(Fetcher(timeout=2, retries=2, backoff=0.01), f"{server.url}/status/200")
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, retries=2, backoff=0.01), f"{server.url}/status/200")
     assert str(err) == "empty response body"
     assert err.transient is False
     assert server.hits - before == 1
@@ -353,7 +359,7 @@ def test_error_messages_do_not_contain_the_url(server):
         f"http://127.0.0.1:{port}/x.jpg",
     ]
     for url in cases:
-        err = fetch_error(Fetcher(timeout=2), url)
+        err = fetch_error(Fetcher(policy=LOCAL, timeout=2), url)
         assert "127.0.0.1" not in str(err)
         assert str(port) not in str(err)
 
@@ -362,13 +368,13 @@ def test_error_messages_do_not_contain_the_url(server):
 
 
 def test_robots_noai_is_opt_out_with_default_directives(server):
-    err = fetch_error(Fetcher(timeout=2, directives=DEFAULT_DIRECTIVES), robots_url(server, "noai"))
+    err = fetch_error(Fetcher(policy=LOCAL, timeout=2, directives=DEFAULT_DIRECTIVES), robots_url(server, "noai"))
     assert str(err) == robots.OPT_OUT_MESSAGE
     assert err.transient is False
 
 
 def test_robots_ignored_without_directives(server, image_dir):
-    data = Fetcher(timeout=2, directives=frozenset()).fetch(robots_url(server, "noai"))
+    data = Fetcher(policy=LOCAL, timeout=2, directives=frozenset()).fetch(robots_url(server, "noai"))
     assert data == (image_dir / "china.jpg").read_bytes()
 
 
@@ -390,7 +396,7 @@ def test_robots_ignored_without_directives(server, image_dir):
     ],
 )
 def test_robots_via_server(server, image_dir, value, token, disallowed):
-    fetcher = Fetcher(timeout=2, user_agent_token=token, directives=DEFAULT_DIRECTIVES)
+    fetcher = Fetcher(policy=LOCAL, timeout=2, user_agent_token=token, directives=DEFAULT_DIRECTIVES)
     url = robots_url(server, value)
     if disallowed:
         err = fetch_error(fetcher, url)
@@ -402,9 +408,12 @@ def test_robots_via_server(server, image_dir, value, token, disallowed):
 
 def test_robots_multiple_headers_each_considered(recorder):
     url = f"{recorder.url}/two-robots"
-    assert Fetcher(timeout=2, user_agent_token="thirdbot", directives=DEFAULT_DIRECTIVES).fetch(url) == PLAIN_BODY
+    assert (
+        Fetcher(policy=LOCAL, timeout=2, user_agent_token="thirdbot", directives=DEFAULT_DIRECTIVES).fetch(url)
+        == PLAIN_BODY
+    )
     for token in ("mybot", "otherbot"):
-        err = fetch_error(Fetcher(timeout=2, user_agent_token=token, directives=DEFAULT_DIRECTIVES), url)
+        err = fetch_error(Fetcher(policy=LOCAL, timeout=2, user_agent_token=token, directives=DEFAULT_DIRECTIVES), url)
         assert str(err) == robots.OPT_OUT_MESSAGE
 
 
@@ -452,9 +461,9 @@ def test_user_agent_with_token():
 
 
 def test_user_agent_header_is_sent(recorder):
-    Fetcher(timeout=2, user_agent_token="mytoken").fetch(f"{recorder.url}/plain")
-    Fetcher(timeout=2).fetch(f"{recorder.url}/plain")
-    Fetcher(timeout=2, user_agent_token="MyToken").fetch(f"{recorder.url}/plain")
+    Fetcher(policy=LOCAL, timeout=2, user_agent_token="mytoken").fetch(f"{recorder.url}/plain")
+    Fetcher(policy=LOCAL, timeout=2).fetch(f"{recorder.url}/plain")
+    Fetcher(policy=LOCAL, timeout=2, user_agent_token="MyToken").fetch(f"{recorder.url}/plain")
     sent = [ua for _, ua, _ in recorder.seen]
     assert sent == [
         f"{robots.BASE_USER_AGENT} {UA_SUFFIX}",
@@ -464,7 +473,7 @@ def test_user_agent_header_is_sent(recorder):
 
 
 def test_user_agent_header_is_sent_on_every_thread(recorder):
-    fetcher = Fetcher(timeout=2, user_agent_token="mytoken")
+    fetcher = Fetcher(policy=LOCAL, timeout=2, user_agent_token="mytoken")
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert list(pool.map(fetcher.fetch, [f"{recorder.url}/plain"] * 8)) == [PLAIN_BODY] * 8
     assert [ua for _, ua, _ in recorder.seen] == [f"{robots.BASE_USER_AGENT} {UA_SUFFIX}"] * 8

@@ -11,6 +11,10 @@ import pytest
 
 from spark_img2ds.net import http1
 from spark_img2ds.net.fetch import Fetcher, FetchError
+from spark_img2ds.net.policy import AddressPolicy
+
+# The tests serve from loopback, which the default policy refuses (tests/unit/test_fetch_security.py).
+LOCAL = AddressPolicy(allow_private_networks=True)
 
 RESPONSES = {
     "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
@@ -32,6 +36,8 @@ RESPONSES = {
     "cut-headers": b"HTTP/1.1 200 OK\r\nContent-Len",
     "lying-length": b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000000\r\n\r\nbody",
     "lying-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFF\r\nbody",
+    "short-length": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbody",
+    "short-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3E8\r\nbody",
 }
 EXPECTED = {
     "bad-chunk": ("truncated response body", True),
@@ -50,8 +56,11 @@ EXPECTED = {
     "cut-chunk": ("truncated response body", True),
     "switching": ("invalid HTTP response", False),
     "cut-headers": ("invalid HTTP response", False),
-    "lying-length": ("truncated response body", True),
-    "lying-chunk": ("truncated response body", True),
+    # Larger than max_download_bytes (50 MB by default): refused before reading.
+    "lying-length": ("response body larger than max_download_bytes", False),
+    "lying-chunk": ("response body larger than max_download_bytes", False),
+    "short-length": ("truncated response body", True),
+    "short-chunk": ("truncated response body", True),
 }
 BIG_BODY_SIZE = http1.PREALLOCATE_MAX + 12345
 RAW_DEFLATE = zlib.compressobj(wbits=-zlib.MAX_WBITS)
@@ -125,7 +134,7 @@ def raw_server():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_malformed_response_is_a_clear_fetch_error(raw_server, name):
     with pytest.raises(FetchError) as info:
-        Fetcher(timeout=2).fetch(f"{raw_server}/{name}")
+        Fetcher(policy=LOCAL, timeout=2).fetch(f"{raw_server}/{name}")
     assert (str(info.value), info.value.transient) == EXPECTED[name]
 
 
@@ -134,12 +143,12 @@ def test_each_framing_and_coding_gives_the_body(raw_server, name):
     raw, body = VALID[name]
     if body is None:
         body = raw[raw.index(b"\r\n\r\n") + 4 :]
-    assert Fetcher(timeout=5).fetch(f"{raw_server}/{name}") == body
+    assert Fetcher(policy=LOCAL, timeout=5).fetch(f"{raw_server}/{name}") == body
 
 
 def test_a_kept_alive_connection_the_server_closed_is_replaced(raw_server):
     """The server answers once per connection and closes it while the client keeps it for reuse."""
-    fetcher = Fetcher(timeout=2)
+    fetcher = Fetcher(policy=LOCAL, timeout=2)
     before = ACCEPTED.count("kept-alive")
     assert fetcher.fetch(f"{raw_server}/kept-alive") == b"body"
     assert fetcher.fetch(f"{raw_server}/kept-alive") == b"body"

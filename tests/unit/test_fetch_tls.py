@@ -15,6 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from spark_img2ds.net.fetch import Fetcher, FetchError
+from spark_img2ds.net.policy import AddressPolicy
+
+# The tests serve from loopback, which the default policy refuses (tests/unit/test_fetch_security.py).
+LOCAL = AddressPolicy(allow_private_networks=True)
 
 
 def self_signed(folder) -> tuple[str, str]:
@@ -77,12 +81,12 @@ def tls_server(tmp_path_factory, image_dir):
 
 def test_an_unverifiable_certificate_is_a_permanent_tls_error(tls_server):
     with pytest.raises(FetchError) as info:
-        Fetcher(timeout=5).fetch(f"https://127.0.0.1:{tls_server.server_port}/a.jpg")
+        Fetcher(policy=LOCAL, timeout=5).fetch(f"https://127.0.0.1:{tls_server.server_port}/a.jpg")
     assert (str(info.value), info.value.transient) == ("TLS certificate or handshake error", False)
 
 
 def test_without_verification_https_gives_the_bytes_on_one_kept_connection(tls_server):
-    fetcher = Fetcher(timeout=5, verify_ssl=False)
+    fetcher = Fetcher(policy=LOCAL, timeout=5, verify_ssl=False)
     before = len(tls_server.clients)
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         assert fetcher.fetch(f"https://localhost:{tls_server.server_port}/{name}") == tls_server.body
@@ -92,7 +96,11 @@ def test_without_verification_https_gives_the_bytes_on_one_kept_connection(tls_s
 
 def test_tasks_share_one_tls_context_per_verification_mode():
     """Loading the CA bundle costs ~15 ms: a process does it once, not once per task's Fetcher."""
-    verified, again, unverified = Fetcher(timeout=1), Fetcher(timeout=1), Fetcher(timeout=1, verify_ssl=False)
+    verified, again, unverified = (
+        Fetcher(policy=LOCAL, timeout=1),
+        Fetcher(policy=LOCAL, timeout=1),
+        Fetcher(policy=LOCAL, timeout=1, verify_ssl=False),
+    )
     assert verified._tls is again._tls  # noqa: SLF001
     assert verified._tls.verify_mode == ssl.CERT_REQUIRED and verified._tls.check_hostname  # noqa: SLF001
     assert unverified._tls.verify_mode == ssl.CERT_NONE  # noqa: SLF001

@@ -1,0 +1,83 @@
+"""Opening connections: DNS, the address check on every address connected to, TLS."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import ssl
+from collections.abc import Callable
+
+from spark_img2ds.net.http1 import Connection
+
+
+class AddressRefused(OSError):
+    """Every address the host name resolved to was refused; the message says why."""
+
+
+@functools.lru_cache(maxsize=4)
+def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """A client context: TLS 1.2+, HTTP/1.1 by ALPN, certificates and host names checked if verify.
+
+    Shared by the threads and tasks of a process (contexts are thread-safe): loading the
+    CA bundle costs about 15 ms of CPU, once per Python worker instead of once per task.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    if verify:
+        if ca_file:
+            ctx.load_verify_locations(cafile=ca_file)
+        else:
+            ctx.load_default_certs()
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def open_socket(host: str, port: int, timeout: float, refusal: Callable[[str], str | None] | None) -> socket.socket:
+    """A TCP connection to the first address of host that refusal allows (None: no refusal).
+
+    The name is resolved here and every address checked before anything is sent to it, so
+    the check holds for the address really connected to, whatever DNS answers next time.
+    """
+    last: OSError | None = None
+    refused: list[str] = []
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        reason = refusal(address[0]) if refusal is not None else None
+        if reason is not None:
+            refused.append(reason)
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as err:
+            sock.close()
+            last = err
+    if last is not None:
+        raise last
+    raise AddressRefused(refused[0] if refused else "no address")
+
+
+def connect(
+    scheme: str,
+    host: str,
+    port: int,
+    timeout: float,
+    tls: ssl.SSLContext | None,
+    server_name: str,
+    refusal: Callable[[str], str | None] | None = None,
+) -> Connection:
+    """A new connection; TLS for https, with server_name for SNI and the host name check."""
+    sock = open_socket(host, port, timeout, refusal)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            assert tls is not None
+            sock = tls.wrap_socket(sock, server_hostname=server_name)
+    except BaseException:
+        sock.close()
+        raise
+    return Connection(sock)
