@@ -80,6 +80,25 @@ def committed_open(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[IO[byte
     f.close()
 
 
+def check_writable(fs: fsspec.AbstractFileSystem, root: str, shown: str) -> None:
+    """On a local disk, fail before anything runs if root cannot be created or written (ConfigError).
+
+    Checked without writing: the nearest existing folder must be a writable directory.
+    Object stores are checked by their first write.
+    """
+    from spark_img2ds.errors import ConfigError
+
+    if not is_local(fs):
+        return
+    path = os.path.abspath(root)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ConfigError(f"output_folder {shown!r} cannot be created: {path} is a file, not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_folder {shown!r} is not writable: no write permission on {path}")
+
+
 def write_committed(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     with committed_open(fs, path) as f:
         f.write(data)

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from spark_img2ds.config import Config
+from spark_img2ds.config import Config, redact_url
 from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
 from spark_img2ds.dataset.stats import ShardStats
@@ -18,7 +18,7 @@ from spark_img2ds.driver import reader
 from spark_img2ds.driver.progress import watch
 from spark_img2ds.driver.session import get_session
 from spark_img2ds.driver.summary import Summary, summarize, summary_json
-from spark_img2ds.errors import ConfigError, Img2dsError
+from spark_img2ds.errors import ConfigError, Img2dsError, InputError
 from spark_img2ds.tuning.warmup import preload_driver_modules, warm_python_workers
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     try:
         fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
     except (ValueError, ImportError) as err:
-        raise ConfigError(f"output_folder {cfg.output_folder!r} cannot be opened: {err}") from None
+        raise ConfigError(f"output_folder {redact_url(cfg.output_folder)!r} cannot be opened: {err}") from None
+    storage.check_writable(fs, root, redact_url(cfg.output_folder))
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
@@ -122,14 +123,10 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     from spark_img2ds.driver import sharding  # the preload's, or waits for it
 
     with sharding.pinned_split_conf(spark):
-        if isinstance(cfg.url_list, str):
-            df = reader.read_input(spark, cfg)
-        else:
-            df = reader.from_dataframe(_materialize(cfg.url_list), cfg)
-        keyed = sharding.assign_shards(df, cfg.number_sample_per_shard)
+        keyed = _read_and_number(spark, cfg, sharding)
         # Only now that the input is known to be readable is the output touched.
         if cfg.incremental_mode == "overwrite" and fs.exists(root):
-            log.info("overwrite mode: removing %s", cfg.output_folder)
+            log.info("overwrite mode: removing %s", redact_url(cfg.output_folder))
             fs.rm(root, recursive=True)
         fs.makedirs(root, exist_ok=True)
         n_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
@@ -171,6 +168,26 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         summary.duration,
     )
     return summary
+
+
+def _read_and_number(spark: SparkSession, cfg: Config, sharding):
+    """The input with shard ids; one InputError for whatever makes it unreadable, or empty."""
+    source = redact_url(cfg.url_list) if isinstance(cfg.url_list, str) else "the DataFrame"
+    try:
+        if isinstance(cfg.url_list, str):
+            df = reader.read_input(spark, cfg)
+        else:
+            df = reader.from_dataframe(_materialize(cfg.url_list), cfg)
+        keyed = sharding.assign_shards(df, cfg.number_sample_per_shard)
+    except Img2dsError:
+        raise
+    except Exception as err:  # Spark's parse and I/O errors surface here, wrapped by Py4J
+        raise InputError(
+            f"could not read url_list {source!r} as {cfg.input_format}: {reader.first_line(err)}"
+        ) from None
+    if keyed.total_rows == 0:
+        raise InputError(f"url_list {source!r} has no rows: nothing to download")
+    return keyed
 
 
 def _wait_for_killed_attempts(spark: SparkSession, group: str, limit: float = 60.0) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from spark_img2ds.config import Config
+from spark_img2ds.config import Config, redact_url
 from spark_img2ds.dataset.columns import CAPTION, URL
 from spark_img2ds.errors import InputError
 
@@ -38,7 +38,7 @@ def check_input(cfg: Config) -> None:
         return  # a DataFrame: Spark checks it
     local = _local_path(cfg.url_list)
     if local is not None and not os.path.exists(local):
-        raise InputError(f"url_list not found: {cfg.url_list}")
+        raise InputError(f"url_list not found: {redact_url(cfg.url_list)}")
 
 
 def _reader(spark: SparkSession, cfg: Config, folder: bool):
@@ -78,7 +78,9 @@ def read_input(spark: SparkSession, cfg: Config) -> DataFrame:
     try:
         df = _reader(spark, cfg, folder).load(path)
     except Exception as err:  # Spark raises AnalysisException for missing paths and unreadable files
-        raise InputError(f"could not read url_list {path!r} as {cfg.input_format}: {_first_line(err)}") from None
+        raise InputError(
+            f"could not read url_list {redact_url(path)!r} as {cfg.input_format}: {first_line(err)}"
+        ) from None
 
     if _source_format(cfg.input_format) == "txt":
         df = df.select(F.trim(F.col("value")).alias(cfg.url_col), "_metadata")
@@ -93,10 +95,14 @@ def read_input(spark: SparkSession, cfg: Config) -> DataFrame:
         )
     missing = [c for c in wanted if c not in columns]
     if missing:
+        hint = ""
+        if "_corrupt_record" in columns:
+            hint = f" (Spark could not parse its records as {cfg.input_format}: is input_format right?)"
         raise InputError(
-            f"column(s) {', '.join(repr(m) for m in missing)} not found in {path}; "
-            f"available columns: {', '.join(sorted(columns)) or 'none'}"
+            f"column(s) {', '.join(repr(m) for m in missing)} not found in {redact_url(path)}; "
+            f"available columns: {', '.join(sorted(columns)) or 'none'}{hint}"
         )
+    _check_url_type(df, cfg, redact_url(path))
     return _project(df, cfg, provenance=True)
 
 
@@ -111,8 +117,18 @@ def from_dataframe(df: DataFrame, cfg: Config) -> DataFrame:
             f"column(s) {', '.join(repr(m) for m in missing)} not found in the DataFrame; "
             f"available columns: {', '.join(df.columns)}"
         )
+    _check_url_type(df, cfg, "the DataFrame")
     df = df.withColumn(FILE_COL, F.lit("")).withColumn(BLOCK_COL, F.spark_partition_id().cast("long"))
     return _project(df, cfg, provenance=False)
+
+
+def _check_url_type(df: DataFrame, cfg: Config, source: str) -> None:
+    """The url column must hold text: a number or a struct there is a wrong column, not a URL."""
+    kind = df.schema[cfg.url_col].dataType.simpleString()
+    if kind != "string":
+        raise InputError(
+            f"url column {cfg.url_col!r} in {source} holds {kind} values, not text; point url_col at the column of URLs"
+        )
 
 
 def _project(df: DataFrame, cfg: Config, provenance: bool) -> DataFrame:
@@ -129,7 +145,7 @@ def _project(df: DataFrame, cfg: Config, provenance: bool) -> DataFrame:
     return df.select(*cols)
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: BaseException) -> str:
     """The useful line of a Spark error (the Java message, not the py4j call site)."""
     java = getattr(err, "java_exception", None)
     text = (str(java) if java is not None else str(err)).strip().splitlines()

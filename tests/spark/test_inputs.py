@@ -11,6 +11,7 @@ import pytest
 
 from spark_img2ds import download
 from spark_img2ds.driver.sharding import split_offsets
+from spark_img2ds.errors import InputError
 from tests.helpers.e2e import read_metadata, read_tars
 
 N = 12
@@ -118,10 +119,10 @@ def test_split_offsets_orders_by_file_then_block():
     assert split_offsets(groups) == [("a", 0, -50), ("a", 10, 4 - 7), ("b", 0, 6 - 100)]
 
 
-def test_empty_input_completes_with_no_shards(spark, tmp_path):
+def test_an_input_of_blank_lines_is_refused_as_empty(spark, tmp_path):
     path = tmp_path / "empty.txt"
     path.write_text("\n\n")
     out = tmp_path / "out"
-    summary = download(str(path), spark=spark, output_folder=str(out), **OPTS)
-    assert summary.complete and summary.count == 0 and summary.shards_total == 0
-    assert (out / "_SUCCESS").exists()
+    with pytest.raises(InputError, match="has no rows: nothing to download"):
+        download(str(path), spark=spark, output_folder=str(out), **OPTS)
+    assert not out.exists()

@@ -63,7 +63,7 @@ def test_no_import_cycles():
         ("tuning", ("spark_img2ds.tuning",)),
         ("imaging", ("spark_img2ds.imaging", "spark_img2ds.errors")),
         ("net", ("spark_img2ds.net",)),
-        ("dataset", ("spark_img2ds.dataset",)),
+        ("dataset", ("spark_img2ds.dataset", "spark_img2ds.errors")),
     ],
 )
 def test_folders_import_only_what_their_place_on_the_data_path_allows(folder, allowed):
