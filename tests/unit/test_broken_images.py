@@ -42,6 +42,19 @@ def gradient(w: int = 64, h: int = 48) -> np.ndarray:
     return np.broadcast_to(x, (h, w, 3)).copy()
 
 
+def riff_chunk(kind: bytes, data: bytes) -> bytes:
+    return kind + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) % 2 else b"")
+
+
+def animated_webp() -> bytes:
+    """A WebP with the animation flag and two 1x1 frames whose bitstreams are garbage."""
+    vp8x = riff_chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + (0).to_bytes(3, "little") + (0).to_bytes(3, "little"))
+    anim = riff_chunk(b"ANIM", bytes(6))
+    frame = riff_chunk(b"ANMF", bytes(12) + bytes(4) + riff_chunk(b"VP8 ", bytes(16)))
+    body = b"WEBP" + vp8x + anim + frame + frame
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def gif_two_frames() -> bytes:
     """A minimal animated GIF (two 1x1 frames), written by hand."""
     head = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
@@ -82,6 +95,7 @@ CASES = {
     ),
     "cmyk jpeg": (encoded(".jpg", np.dstack([gradient(), np.full((48, 64), 40, np.uint8)])), "ok-or-error"),
     "animated gif": (gif_two_frames(), "ok-or-error"),
+    "animated webp": (animated_webp(), "ok-or-error"),
     "gif declaring 65535x65535": (b"GIF89a" + struct.pack("<HHBBB", 65535, 65535, 0, 0, 0) + b"\x3b", "refused"),
     "bmp declaring 60000x60000": (
         b"BM" + bytes(12) + struct.pack("<IiiHH", 40, 60000, -60000, 1, 24) + bytes(24),
