@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_img2ds.dataset.columns import HASHES, RESERVED_COLUMNS, MetadataColumns
+from spark_img2ds.dataset.columns import HASHES, MetadataColumns
 from spark_img2ds.dataset.layout import index_digits
-from spark_img2ds.errors import ConfigError, is_int, is_number, require
+from spark_img2ds.errors import ConfigError
 from spark_img2ds.imaging.options import (
     DEFAULT_IMAGE_OPTIONS,
     ENCODE_FORMATS,
@@ -27,6 +26,8 @@ from spark_img2ds.imaging.options import (
 )
 from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, AddressPolicy
 from spark_img2ds.net.robots import DEFAULT_DISALLOWED_DIRECTIVES
+from spark_img2ds.secrets import redact, redact_url
+from spark_img2ds.validation import LIST_OPTIONS, field_kinds, validate
 from spark_img2ds.writers import OUTPUT_FORMATS
 
 INPUT_FORMATS = (
@@ -45,16 +46,6 @@ INPUT_FORMATS = (
 # img2dataset's names that are accepted and refused with a clear message until they land.
 NOT_YET_OUTPUT_FORMATS = ("tfrecord",)
 INCREMENTAL_MODES = ("incremental", "overwrite")
-DISTRIBUTORS = ("pyspark", "multiprocessing")  # img2dataset's; Spark distributes either way
-_SECRET_NAME = re.compile(
-    r"secret|password|passwd|token|credential|key|connection_string|authorization|sas|signature|cookie",
-    re.IGNORECASE,
-)
-# Query parameters that carry a credential in signed URLs (S3, GCS, Azure SAS) and API links.
-_SECRET_QUERY = re.compile(
-    r"^(sig|signature|x-amz-.*|x-goog-.*|googleaccessid|.*token.*|.*key.*|.*secret.*|pass.*)$", re.I
-)
-MAX_TIMEOUT = 3600.0
 
 
 _IMG = DEFAULT_IMAGE_OPTIONS
@@ -160,7 +151,7 @@ class Config:
     wandb_project: str = _opt("img2dataset", "img2dataset compatibility: wandb project (used only with enable_wandb)")
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
 
     # -- construction -------------------------------------------------
     @classmethod
@@ -218,7 +209,7 @@ class Config:
             if f.name == "url_list" and not isinstance(value, str):
                 value = f"<{type(value).__name__}>"
             elif f.name == "storage_options":
-                value = _redact(value)
+                value = redact(value)
             elif f.name in ("url_list", "output_folder", "proxy") and isinstance(value, str):
                 value = redact_url(value)
             elif isinstance(value, float) and math.isinf(value):
@@ -232,33 +223,13 @@ def option_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
 
 
-def redact_url(text: str) -> str:
-    """text with a URL's user:password@ and the values of credential query parameters replaced by ***."""
-    text = re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
-
-    def scrub(match: re.Match) -> str:
-        name, value = match.group(2), match.group(3)
-        return f"{match.group(1)}{name}={'***' if value and _SECRET_QUERY.match(name) else value}"
-
-    return re.sub(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)", scrub, text)
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("***" if _SECRET_NAME.search(str(k)) else _redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact(v) for v in value]
-    return value
-
-
-_LIST_OPTIONS = ("save_additional_columns", "disallowed_header_directives", "verify_hash", "allowed_networks")
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn CLI/YAML text into the field's type; validation happens afterwards."""
     if not isinstance(value, str):
-        if name in _LIST_OPTIONS and isinstance(value, tuple):
+        if name in LIST_OPTIONS and isinstance(value, tuple):
             return list(value)
         return value
     text = value.strip()
@@ -268,7 +239,7 @@ def _coerce(name: str, value: Any) -> Any:
         "",
     ):
         return None
-    if name in _LIST_OPTIONS:
+    if name in LIST_OPTIONS:
         if text.lower() in ("none", "null"):
             return None
         if text.startswith("["):
@@ -301,91 +272,4 @@ def _parse_json(name: str, text: str) -> Any:
         raise ConfigError(f"{name} is not valid JSON: {err.msg} at character {err.pos}") from None
 
 
-_FIELD_KINDS: dict[str, type] = {
-    f.name: {"int": int, "float": float, "bool": bool}.get(str(f.type), str) for f in dataclasses.fields(Config)
-}
-
-
-def _validate(c: Config) -> None:
-    """Check every option; the first problem raises ConfigError naming it."""
-    require(c.url_list is not None, "url_list is required: a file, a folder of files or a Spark DataFrame")
-    if isinstance(c.url_list, str):
-        require(c.url_list.strip() != "", "url_list must not be empty")
-    else:
-        require(hasattr(c.url_list, "sparkSession"), "url_list must be a path or a Spark DataFrame")
-    for name in ("processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
-        v = getattr(c, name)
-        require(is_int(v) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-    for name in (
-        "retries",
-        "max_shard_retry",
-        "subjob_size",
-        "shards_per_task",
-        "malloc_arena_max",
-        "max_redirects",
-        "max_download_bytes",
-    ):
-        v = getattr(c, name)
-        require(is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
-    for name in ("timeout", "progress_interval"):
-        v = getattr(c, name)
-        require(
-            is_number(v) and 0 < v <= MAX_TIMEOUT,
-            f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {v!r}",
-        )
-    require(
-        is_number(c.stall_timeout) and 0 <= c.stall_timeout <= 86400,
-        f"stall_timeout must be a number of seconds from 0 (automatic) to 86400, got {c.stall_timeout!r}",
-    )
-    for f in dataclasses.fields(c):
-        choices = f.metadata.get("choices")
-        if choices is not None:
-            v = getattr(c, f.name)
-            require(v in choices, f"{f.name} must be one of {', '.join(choices)}; got {v!r}")
-        if _FIELD_KINDS[f.name] is bool:
-            v = getattr(c, f.name)
-            require(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
-    c.image_options()  # checks the image options
-    try:
-        c.address_policy()
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    require(
-        c.compute_hash is None or c.compute_hash in HASHES,
-        f"compute_hash must be one of {', '.join(HASHES)} or none; got {c.compute_hash!r}",
-    )
-    require(c.oom_shard_count <= 12, f"oom_shard_count must be at most 12, got {c.oom_shard_count}")
-    for name in ("url_col", "output_folder", "distributor"):
-        v = getattr(c, name)
-        require(isinstance(v, str) and v.strip() != "", f"{name} must be a non-empty string, got {v!r}")
-    require(
-        c.proxy is None or (isinstance(c.proxy, str) and re.match(r"^https?://[^/\s]+/?$", c.proxy) is not None),
-        "proxy must be a URL like http://host:3128 (http or https, no path)",
-    )
-    for name in ("caption_col", "bbox_col", "user_agent_token", "master"):
-        v = getattr(c, name)
-        require(v is None or (isinstance(v, str) and v.strip() != ""), f"{name} must be a non-empty string or none")
-    for name in _LIST_OPTIONS:
-        v = getattr(c, name)
-        require(
-            v is None or (isinstance(v, list) and all(isinstance(x, str) and x for x in v)),
-            f"{name} must be a list of non-empty strings, got {v!r}",
-        )
-    extra = c.additional_columns
-    clash = sorted(RESERVED_COLUMNS.intersection(extra))
-    require(not clash, f"save_additional_columns may not use reserved column names: {', '.join(clash)}")
-    require(len(set(extra)) == len(extra), "save_additional_columns lists a column twice")
-    require(c.url_col not in extra, f"save_additional_columns must not repeat url_col {c.url_col!r}")
-    require(c.caption_col is None or c.caption_col not in extra, "save_additional_columns must not repeat caption_col")
-    require(isinstance(c.storage_options, dict), "storage_options must be a JSON object (a dict)")
-    require(
-        c.distributor in DISTRIBUTORS, f"distributor must be one of {', '.join(DISTRIBUTORS)}; got {c.distributor!r}"
-    )
-    # Accepted for img2dataset parity, refused until their issue lands: never ignored silently.
-    require(
-        c.output_format in OUTPUT_FORMATS,
-        f"output_format {c.output_format!r} is not supported yet (supported: {', '.join(OUTPUT_FORMATS)})",
-    )
-    require(c.bbox_col is None, "bbox_col (blurring boxes) is not supported yet")
-    require(c.verify_hash is None, "verify_hash is not supported yet")
-    require(not c.enable_wandb, "enable_wandb is not supported yet")
+_FIELD_KINDS = field_kinds(Config)

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from spark_img2ds.config import Config, redact_url
+from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
 from spark_img2ds.dataset.stats import ShardStats
@@ -19,6 +19,7 @@ from spark_img2ds.driver.progress import watch
 from spark_img2ds.driver.session import get_session
 from spark_img2ds.driver.summary import Summary, summarize, summary_json
 from spark_img2ds.errors import ConfigError, Img2dsError, InputError
+from spark_img2ds.secrets import redact_url
 from spark_img2ds.tuning.warmup import preload_driver_modules, warm_python_workers
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from spark_img2ds.config import Config, redact_url
+from spark_img2ds.config import Config
 from spark_img2ds.dataset.columns import CAPTION, URL
 from spark_img2ds.errors import InputError
+from spark_img2ds.secrets import redact_url
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
