@@ -21,6 +21,19 @@ _EXPORTS = {
     "Summary": "spark_img2ds.api",
     "download": "spark_img2ds.api",
     "run": "spark_img2ds.api",
+    "ConversionOptions": "spark_img2ds.arrays.options",
+    "ConversionResult": "spark_img2ds.arrays.sdk",
+    "BatchResult": "spark_img2ds.arrays.sdk",
+    "convert": "spark_img2ds.arrays.sdk",
+    "convert_result": "spark_img2ds.arrays.sdk",
+    "convert_many": "spark_img2ds.arrays.sdk",
+    "save_npz": "spark_img2ds.arrays.npz",
+    "load_npz": "spark_img2ds.arrays.npz",
+    "supported_formats": "spark_img2ds.arrays.sdk",
+    "decoder_capabilities": "spark_img2ds.arrays.sdk",
+    "ConversionError": "spark_img2ds.errors",
+    "UnsupportedFormatError": "spark_img2ds.errors",
+    "NPZError": "spark_img2ds.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from spark_img2ds.arrays.options import CHANNEL_MODES, DTYPES, NORMALIZE_MODES, ConversionOptions
 from spark_img2ds.dataset.columns import HASHES, MetadataColumns
 from spark_img2ds.dataset.layout import index_digits
 from spark_img2ds.errors import ConfigError
@@ -49,6 +50,7 @@ INCREMENTAL_MODES = ("incremental", "overwrite")
 
 
 _IMG = DEFAULT_IMAGE_OPTIONS
+_ARR = ConversionOptions()
 _INTERPOLATIONS = tuple(INTERPOLATIONS)
 
 
@@ -85,6 +87,14 @@ class Config:
         _IMG.skip_reencode, "keep the original bytes when no resize is needed and the format matches"
     )
     output_format: str = _opt("files", ", ".join(OUTPUT_FORMATS), choices=OUTPUT_FORMATS + NOT_YET_OUTPUT_FORMATS)
+    channel_mode: str = _opt(_ARR.channel_mode, "npz: RGB, RGBA, L, LA or auto (the source's)", choices=CHANNEL_MODES)
+    normalize_mode: str = _opt(
+        _ARR.normalize_mode, "npz: none, 0..1 or -1..1, by the source's real bit depth", choices=NORMALIZE_MODES
+    )
+    dtype: str = _opt(_ARR.dtype, "npz: " + ", ".join(DTYPES), choices=DTYPES)
+    flatten: bool = _opt(_ARR.flatten, "npz: store each array flattened to one dimension")
+    frame: int | str = _opt(_ARR.frame, "npz: which frame of a multi-frame image (0, 1, ...) or all")
+    npz_compressed: bool = _opt(False, "npz: deflate the shard, as numpy.savez_compressed does")
     input_format: str = _opt("txt", "format of the input files", choices=INPUT_FORMATS)
     url_col: str = _opt("url", "column holding the URL")
     caption_col: str | None = _opt(None, "column holding the caption")
@@ -93,6 +103,11 @@ class Config:
     number_sample_per_shard: int = _opt(10000, "samples per output shard")
     extract_exif: bool = _opt(True, "store EXIF tags as a JSON string in the 'exif' column")
     save_additional_columns: list[str] | None = _opt(None, "extra input columns to keep in the metadata")
+    label_col: str | None = _opt(None, "input column of class labels: kept in the metadata, counted in the summary")
+    split_col: str | None = _opt(None, "input column of dataset splits (train, val, ...): kept and counted")
+    metadata: dict[str, Any] = _opt(
+        None, "a JSON object merged into every sample's metadata; a row's own columns win", factory=dict
+    )
     timeout: float = _opt(10, "seconds allowed for one download attempt, connect and body included")
     oom_shard_count: int = _opt(5, "digits of the shard number in file names and keys")
     compute_hash: str | None = _opt("sha256", f"hash of the raw bytes: {', '.join(HASHES)} or none")
@@ -185,11 +200,29 @@ class Config:
 
     @property
     def additional_columns(self) -> list[str]:
-        return list(self.save_additional_columns or [])
+        """The input columns kept in the metadata: save_additional_columns, then label_col and split_col."""
+        columns = list(self.save_additional_columns or [])
+        for name in (self.label_col, self.split_col):
+            if name and name not in columns and name != self.caption_col:
+                columns.append(name)
+        return columns
 
     def address_policy(self) -> AddressPolicy:
         """Which addresses downloads may connect to."""
         return AddressPolicy.build(self.allow_private_networks, self.allowed_networks)
+
+    def conversion_options(self) -> ConversionOptions:
+        """How npz output turns an image into an array; the job's image_size and resize_mode apply first."""
+        resize = self.resize_mode != "no"
+        return ConversionOptions(
+            channel_mode=self.channel_mode,
+            normalize_mode=self.normalize_mode,
+            dtype=self.dtype,
+            flatten=self.flatten,
+            frame=self.frame,
+            image_size=self.image_size if resize else None,
+            resize_mode=self.resize_mode,
+        )
 
     def image_options(self) -> ImageOptions:
         """The options of the image path (imaging/ takes these, not the Config)."""
@@ -198,7 +231,11 @@ class Config:
     def metadata_columns(self) -> MetadataColumns:
         """Which metadata columns this run writes."""
         return MetadataColumns(
-            tuple(self.additional_columns), self.caption_col is not None, self.extract_exif, self.compute_hash
+            tuple(self.additional_columns),
+            self.caption_col is not None,
+            self.extract_exif,
+            self.compute_hash,
+            tuple(self.metadata.items()),
         )
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -233,7 +270,16 @@ def _coerce(name: str, value: Any) -> Any:
             return list(value)
         return value
     text = value.strip()
-    if name in ("caption_col", "bbox_col", "user_agent_token", "master", "compute_hash", "proxy") and text.lower() in (
+    if name in (
+        "caption_col",
+        "bbox_col",
+        "user_agent_token",
+        "master",
+        "compute_hash",
+        "proxy",
+        "label_col",
+        "split_col",
+    ) and (text.lower()) in (
         "none",
         "null",
         "",
@@ -245,8 +291,10 @@ def _coerce(name: str, value: Any) -> Any:
         if text.startswith("["):
             return _parse_json(name, text)
         return [part.strip() for part in text.split(",") if part.strip()]
-    if name == "storage_options":
+    if name in ("storage_options", "metadata"):
         return _parse_json(name, text) if text else {}
+    if name == "frame":
+        return int(text) if text.isdigit() else text
     kind = _FIELD_KINDS.get(name)
     if kind is bool:
         if text.lower() not in _BOOL_WORDS:

@@ -34,3 +34,15 @@ def is_int(v: Any) -> bool:
 
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not (isinstance(v, float) and math.isnan(v))
+
+
+class ConversionError(Img2dsError):
+    """An image could not be turned into an array; the message names the source briefly, never its content."""
+
+
+class UnsupportedFormatError(ConversionError):
+    """The bytes are not an image format this OpenCV decodes."""
+
+
+class NPZError(ConversionError):
+    """An npz file cannot be written or read safely (object arrays, pickles, a missing manifest)."""

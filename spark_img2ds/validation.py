@@ -63,6 +63,7 @@ def validate(c: Any) -> None:
             v = getattr(c, f.name)
             require(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
     c.image_options()  # checks the image options
+    c.conversion_options()  # and the array options
     try:
         c.address_policy()
     except ValueError as err:
@@ -79,7 +80,17 @@ def validate(c: Any) -> None:
         c.proxy is None or (isinstance(c.proxy, str) and re.match(r"^https?://[^/\s]+/?$", c.proxy) is not None),
         "proxy must be a URL like http://host:3128 (http or https, no path)",
     )
-    for name in ("caption_col", "bbox_col", "user_agent_token", "master"):
+    require(
+        isinstance(c.metadata, dict) and all(isinstance(k, str) and k for k in c.metadata),
+        "metadata must be a JSON object with non-empty string keys",
+    )
+    clash = sorted(RESERVED_COLUMNS.intersection(c.metadata or {}))
+    require(not clash, f"metadata may not set reserved column names: {', '.join(clash)}")
+    for name in ("label_col", "split_col"):
+        v = getattr(c, name)
+        require(v is None or v not in (c.url_col,), f"{name} must not be url_col")
+        require(v is None or v not in RESERVED_COLUMNS, f"{name} may not be a reserved column name: {v!r}")
+    for name in ("caption_col", "bbox_col", "user_agent_token", "master", "label_col", "split_col"):
         v = getattr(c, name)
         require(v is None or (isinstance(v, str) and v.strip() != ""), f"{name} must be a non-empty string or none")
     for name in LIST_OPTIONS:
@@ -88,7 +99,7 @@ def validate(c: Any) -> None:
             v is None or (isinstance(v, list) and all(isinstance(x, str) and x for x in v)),
             f"{name} must be a list of non-empty strings, got {v!r}",
         )
-    extra = c.additional_columns
+    extra = list(c.save_additional_columns or [])
     clash = sorted(RESERVED_COLUMNS.intersection(extra))
     require(not clash, f"save_additional_columns may not use reserved column names: {', '.join(clash)}")
     require(len(set(extra)) == len(extra), "save_additional_columns lists a column twice")

@@ -50,12 +50,14 @@ class MetadataColumns:
     caption: bool = False
     exif: bool = False
     hash_name: str | None = None
+    constants: tuple[tuple[str, Any], ...] = ()  # the metadata option: set on every row that lacks the column
 
     def schema(self, additional_fields: Sequence[pa.Field]) -> pa.Schema:
         """The metadata schema; additional_fields are the input's fields of the additional columns."""
         import pyarrow as pa
 
         fields = list(additional_fields)
+        fields += [pa.field(k, pa.scalar(v).type) for k, v in self.constants if k not in self.additional]
         if self.caption:
             fields.append(pa.field(CAPTION, pa.string()))
         fields += [pa.field(URL, pa.string()), pa.field(KEY, pa.string())]
@@ -69,6 +71,8 @@ class MetadataColumns:
     def row(self, additional: Sequence[Any], caption: str | None, url: str | None, key: str, outcome: Any) -> dict:
         """One metadata row, in column order; outcome has the OUTCOME_COLUMNS, exif and hash as attributes."""
         meta = dict(zip(self.additional, additional, strict=True))
+        for name, value in self.constants:
+            meta.setdefault(name, value)
         if self.caption:
             meta[CAPTION] = caption
         meta[URL] = url

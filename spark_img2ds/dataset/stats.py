@@ -11,6 +11,18 @@ from spark_img2ds.dataset.columns import FAILED_TO_DOWNLOAD, STATUSES, SUCCESS
 
 MAX_DISTINCT_ERRORS = 1000
 OTHER_ERRORS = "other errors (too many distinct messages)"
+MAX_DISTINCT_VALUES = 10000  # shapes, classes and splits counted by name; the rest under OTHER_VALUES
+OTHER_VALUES = "(other)"
+# The dataset statistics of successful samples: (field, key in the stats file and summary).
+STATISTICS_KEY = "dataset_statistics"
+DISTRIBUTIONS = (("shapes", "shape_distribution"), ("classes", "class_counts"), ("splits", "split_counts"))
+
+
+def count_capped(counter: Counter, key: str, n: int = 1) -> None:
+    """Count a value, folding new ones into OTHER_VALUES once MAX_DISTINCT_VALUES are known."""
+    if key not in counter and len(counter) >= MAX_DISTINCT_VALUES:
+        key = OTHER_VALUES
+    counter[key] += n
 
 
 def add_capped(counter: Counter, key: str, n: int = 1) -> None:
@@ -34,6 +46,21 @@ class ShardStats:
     start_time: float = 0.0
     end_time: float = 0.0
     status_dict: Counter = field(default_factory=Counter)
+    shapes: Counter = field(default_factory=Counter)
+    classes: Counter = field(default_factory=Counter)
+    splits: Counter = field(default_factory=Counter)
+    missing_labels: int = 0
+
+    def record_valid(self, shape: str | None, label: Any = None, split: Any = None, labelled: bool = False) -> None:
+        """What a successful sample adds to the dataset statistics (labelled: a label column is configured)."""
+        count_capped(self.shapes, shape or "unknown")
+        if labelled:
+            if label is None or label == "":
+                self.missing_labels += 1
+            else:
+                count_capped(self.classes, str(label))
+        if split is not None and split != "":
+            count_capped(self.splits, str(split))
 
     def record(self, status: str, error_message: str | None, nbytes: int) -> None:
         self.count += 1
@@ -63,10 +90,16 @@ class ShardStats:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "status_dict": dict(self.status_dict),
+            # Ours, in one key beside img2dataset's so that its readers see the file they know.
+            STATISTICS_KEY: {
+                **{key: dict(getattr(self, name)) for name, key in DISTRIBUTIONS},
+                "missing_labels": self.missing_labels,
+            },
         }
 
     @classmethod
     def from_json(cls, shard_id: int, data: dict[str, Any]) -> ShardStats:
+        extra = data.get(STATISTICS_KEY) or {}
         return cls(
             shard_id=shard_id,
             count=int(data.get("count", 0)),
@@ -77,6 +110,8 @@ class ShardStats:
             start_time=float(data.get("start_time", 0.0)),
             end_time=float(data.get("end_time", 0.0)),
             status_dict=Counter(data.get("status_dict", {})),
+            **{name: Counter(extra.get(key) or {}) for name, key in DISTRIBUTIONS},
+            missing_labels=int(extra.get("missing_labels", 0)),
         )
 
 
@@ -84,7 +119,13 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
     """Totals over shards: counts per status and per error message."""
     total = {"count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0, "bytes_downloaded": 0}
     errors: Counter = Counter()
+    distributions: dict[str, Counter] = {key: Counter() for _, key in DISTRIBUTIONS}
+    missing = 0
     for s in shards:
+        missing += s.missing_labels
+        for name, key in DISTRIBUTIONS:
+            for value, n in getattr(s, name).items():
+                count_capped(distributions[key], value, n)
         total["count"] += s.count
         total["successes"] += s.successes
         total["failed_to_download"] += s.failed_to_download
@@ -95,4 +136,11 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
                 add_capped(errors, message, n)
     total["status_counts"] = {SUCCESS: total["successes"], **{s: total[s] for s in STATUSES[1:]}}
     total["error_counts"] = dict(errors.most_common())
+    total.update({key: dict(counter.most_common()) for key, counter in distributions.items()})
+    total["missing_labels"] = missing
+    total["valid"], total["invalid"], total["total"] = (
+        total["successes"],
+        total["count"] - total["successes"],
+        total["count"],
+    )
     return total

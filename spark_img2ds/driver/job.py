@@ -57,7 +57,15 @@ def _done_shards(fs, root: str) -> dict[int, ShardStats]:
 
 
 def _run_spark_job(
-    spark: SparkSession, keyed: DataFrame, cfg: Config, shard_ids: list[int], planned: int, fs, root: str, group: str
+    spark: SparkSession,
+    keyed: DataFrame,
+    cfg: Config,
+    shard_ids: list[int],
+    planned: int,
+    fs,
+    root: str,
+    group: str,
+    run: dict | None = None,
 ):
     """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
     from spark_img2ds.driver import sharding
@@ -72,7 +80,8 @@ def _run_spark_job(
     from_heartbeats = per_task > 1
     heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if from_heartbeats else HEARTBEAT_SECONDS
     out = sharding.shards_to_run(keyed, shard_ids, per_task=per_task).mapInArrow(
-        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every, run_tag=group), RESULT_DDL
+        partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every, run_tag=group, run_info=run),
+        RESULT_DDL,
     )
     box: dict[str, Any] = {}
 
@@ -144,7 +153,8 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         if todo and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
             fs.rm(storage.join(root, layout.SUCCESS_FILE))
         _cleanup(fs, root, "an earlier run")
-        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, job_id)
+        run_info = {"job_id": job_id, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, run_info)
         _wait_for_killed_attempts(spark, job_id)
         _cleanup(fs, root, "failed or duplicate attempts of this run")
         warm_up.finish()
@@ -234,7 +244,7 @@ def _materialize(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
-def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int, group: str):
+def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int], total_rows: int, run: dict):
     """Run the shards, then re-run the failed ones up to max_shard_retry times, each in a new job."""
     written: dict[int, ShardStats] = {}
     errors: dict[int, str] = {}
@@ -246,7 +256,7 @@ def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int],
             log.warning("retrying %d failed shard(s) (attempt %d of %d)", len(remaining), attempt, cfg.max_shard_retry)
         planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
         try:
-            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, group)
+            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, run["job_id"], run)
         except Img2dsError:
             raise
         except Exception as err:  # the Spark job aborted: keep what its shards committed

@@ -79,6 +79,13 @@ def summarize(
     )
 
 
+def dataset_statistics(shards: dict[int, ShardStats]) -> dict[str, Any]:
+    """Shapes, classes, splits, missing labels and valid / invalid / total counts over the finished shards."""
+    totals = merge(shards.values())
+    keys = ("valid", "invalid", "total", "shape_distribution", "class_counts", "split_counts", "missing_labels")
+    return {k: totals[k] for k in keys}
+
+
 def summary_json(
     summary: Summary, cfg: Config, shards: dict[int, ShardStats], errors: dict[int, str], started: float
 ) -> dict[str, Any]:
@@ -106,6 +113,7 @@ def summary_json(
         "failed_to_resize": summary.failed_to_resize,
         "status_counts": summary.status_counts,
         "error_counts": summary.error_counts,
+        **dataset_statistics(shards),
         "samples_this_run": summary.samples_this_run,
         "images_per_second": summary.images_per_second,
         "shards": {

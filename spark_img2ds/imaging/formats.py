@@ -186,3 +186,49 @@ def image_dimensions(data: bytes, fmt: str | None) -> tuple[int, int] | None:
         return jpeg_size(data)
     reader = _SIZE_READERS.get(fmt or "")
     return reader(data) if reader is not None else None
+
+
+def _png_chunk(data: bytes, wanted: bytes) -> bytes | None:
+    pos = 8
+    while pos + 8 <= len(data):
+        size, kind = _u32(data, pos, "big"), data[pos + 4 : pos + 8]
+        if kind == wanted:
+            return data[pos + 8 : pos + 8 + size]
+        if kind == b"IEND":
+            return None
+        pos += 12 + size
+    return None
+
+
+def _webp_chunk(data: bytes, wanted: bytes) -> bytes | None:
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos : pos + 4], _u32(data, pos + 4, "little")
+        if kind == wanted:
+            return data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def exif_orientation(data: bytes, fmt: str | None) -> int:
+    """The EXIF orientation (1-8) of a PNG or WebP; 1 when absent (OpenCV applies JPEG's itself)."""
+    block = _png_chunk(data, b"eXIf") if fmt == "png" else _webp_chunk(data, b"EXIF") if fmt == "webp" else None
+    if not block:
+        return 1
+    if block.startswith(b"Exif\x00\x00"):
+        block = block[6:]
+    if block[:4] not in (b"II*\x00", b"MM\x00*"):
+        return 1
+    order = "little" if block[:2] == b"II" else "big"
+    pos = _u32(block, 4, order)
+    for i in range(min(_u16(block, pos, order), 512) if pos + 2 <= len(block) else 0):
+        entry = pos + 2 + 12 * i
+        if entry + 10 <= len(block) and _u16(block, entry, order) == 0x0112:
+            value = _u16(block, entry + 8, order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def png_color_type(data: bytes) -> int | None:
+    """A PNG's colour type from IHDR (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA)."""
+    return data[25] if len(data) > 25 and data[12:16] == b"IHDR" else None

@@ -55,6 +55,16 @@ def _to_bgr8(img: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
 
 
+def check_dimensions(width: int, height: int, opts: ImageOptions) -> None:
+    """ImageError if an image of this displayed size is outside min_image_size, max_image_area, max_aspect_ratio."""
+    if min(width, height) < opts.min_image_size:
+        raise ImageError("image too small")
+    if width * height > opts.max_image_area:
+        raise ImageError("image area too large")
+    if max(width, height) / min(width, height) > opts.max_aspect_ratio:
+        raise ImageError("aspect ratio too large")
+
+
 class ImageProcessor:
     """Turns downloaded bytes into the stored image under one ImageOptions."""
 
@@ -111,12 +121,7 @@ class ImageProcessor:
         if opts.disable_all_reencoding:
             return ProcessedImage(data, None, None, None, None, fmt)
         img, width, height = self._decode_sized(data, fmt)
-        if min(width, height) < opts.min_image_size:
-            raise ImageError("image too small")
-        if width * height > opts.max_image_area:
-            raise ImageError("image area too large")
-        if max(width, height) / min(width, height) > opts.max_aspect_ratio:
-            raise ImageError("aspect ratio too large")
+        check_dimensions(width, height, opts)
         plan = plan_resize(width, height, opts.image_size, opts.resize_mode, opts.resize_only_if_bigger)
         if opts.skip_reencode and not plan.changes_pixels and fmt == opts.encode_format:
             return ProcessedImage(data, width, height, width, height, fmt)

@@ -102,8 +102,9 @@ def apply_plan(
     upscale_interpolation: str,
     downscale_interpolation: str,
     fast_downscale: bool = False,
+    pad_value: tuple[float, ...] = WHITE,
 ) -> np.ndarray:
-    """Scale, crop and pad an image as the plan says."""
+    """Scale, crop and pad an image as the plan says (padding with pad_value, white by default)."""
     if plan.size is not None:
         source = (img.shape[1], img.shape[0])
         if plan.downscale:
@@ -116,5 +117,5 @@ def apply_plan(
         img = img[y : y + h, x : x + w]
     if plan.pad is not None:
         top, bottom, left, right = plan.pad
-        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=WHITE)
+        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=pad_value)
     return img

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
+from spark_img2ds.arrays.pixels import convert_bytes
 from spark_img2ds.config import Config
 from spark_img2ds.dataset.columns import FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, SUCCESS
+from spark_img2ds.errors import ConversionError
 from spark_img2ds.imaging.exif import extract_exif
-from spark_img2ds.imaging.process import ImageError, ImageProcessor
+from spark_img2ds.imaging.process import ImageError, ImageProcessor, check_dimensions
 from spark_img2ds.net.fetch import Fetcher, FetchError
 
 # Threads beyond thread_count, so that decoding and encoding never hold a download slot.
@@ -31,6 +36,8 @@ class Sample:
     exif: str | None = None
     hash: str | None = None
     nbytes: int = 0
+    array: np.ndarray | None = None  # npz output: the image as an array, instead of encoded bytes
+    source_sha256: str | None = None  # npz output: provenance of the array
 
 
 def pool_size(cfg: Config) -> int:
@@ -65,6 +72,9 @@ class SampleMaker:
             proxy=cfg.proxy,
         )
         self.images = ImageProcessor(cfg.image_options())
+        self.arrays = (
+            dataclasses.replace(cfg.conversion_options(), flatten=False) if cfg.output_format == "npz" else None
+        )
 
     def __call__(self, url: str | None) -> Sample:
         if url is None or not url.strip():
@@ -74,6 +84,8 @@ class SampleMaker:
                 data = self.fetcher.fetch(url.strip())
         except FetchError as err:
             return Sample(FAILED_TO_DOWNLOAD, str(err))
+        if self.arrays is not None:
+            return self._array_sample(data)
         try:
             out = self.images.process(data)
         except ImageError as err:
@@ -90,4 +102,32 @@ class SampleMaker:
             exif=extract_exif(data, out.source_format) if self.cfg.extract_exif else None,
             hash=hash_bytes(data, self.cfg.compute_hash) if self.cfg.compute_hash else None,
             nbytes=len(data),
+        )
+
+    def _array_sample(self, data: bytes) -> Sample:
+        """npz output: the array, checked like an image (size, area, aspect), with the source's sha256."""
+        cfg = self.cfg
+        try:
+            array, first = convert_bytes(data, self.arrays, cfg.max_image_pixels)
+            height, width = first.data.shape[:2]
+            check_dimensions(width, height, cfg.image_options())
+        except (ConversionError, ImageError) as err:
+            return Sample(FAILED_TO_RESIZE, str(err), nbytes=len(data))
+        except Exception as err:  # a decoder bug must not end the shard: record it on the row
+            return Sample(FAILED_TO_RESIZE, f"unexpected error: {type(err).__name__}: {err}", nbytes=len(data))
+        out_height, out_width = array.shape[1:3] if self.arrays.frame == "all" else array.shape[:2]
+        sha256 = hash_bytes(data, "sha256")
+        return Sample(
+            SUCCESS,
+            width=int(out_width),
+            height=int(out_height),
+            original_width=width,
+            original_height=height,
+            exif=extract_exif(data, first.format) if cfg.extract_exif else None,
+            hash=(sha256 if cfg.compute_hash == "sha256" else hash_bytes(data, cfg.compute_hash))
+            if cfg.compute_hash
+            else None,
+            nbytes=len(data),
+            array=array.ravel() if cfg.flatten else array,
+            source_sha256=sha256,
         )

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout, storage
-from spark_img2ds.dataset.columns import CAPTION, INDEX_COL, URL
+from spark_img2ds.dataset.columns import CAPTION, INDEX_COL, SUCCESS, URL
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS, Heartbeat
 from spark_img2ds.dataset.stats import ShardStats
 from spark_img2ds.worker.sample import Sample, pool_size
@@ -33,6 +33,13 @@ def committed_stats(fs, root: str, name: str, shard_id: int) -> ShardStats | Non
     return ShardStats.from_json(shard_id, data) if isinstance(data, dict) else None
 
 
+def _shape(sample: Sample) -> str | None:
+    """A successful sample's shape as text: the array's (npz), else height x width x 3 of the stored image."""
+    if sample.array is not None:
+        return "x".join(str(n) for n in sample.array.shape)
+    return f"{sample.height}x{sample.width}x3" if sample.height and sample.width else None
+
+
 def _await(future: Future, watchdog: ShardWatchdog | None) -> Sample:
     """The future's sample, giving up if the watchdog declares the shard stalled."""
     while True:
@@ -47,8 +54,16 @@ class _OpenShard:
     """One shard being downloaded: its rows, its writer, its stats and its heartbeat."""
 
     def __init__(
-        self, cfg: Config, fs, root: str, shard_id: int, table: pa.Table, heartbeat_every: float = HEARTBEAT_SECONDS
+        self,
+        cfg: Config,
+        fs,
+        root: str,
+        shard_id: int,
+        table: pa.Table,
+        heartbeat_every: float = HEARTBEAT_SECONDS,
+        run: dict | None = None,
     ) -> None:
+        self.run = run
         self.cfg, self.shard_id = cfg, shard_id
         self.name = layout.shard_name(shard_id, cfg.oom_shard_count)
         table = table.sort_by(INDEX_COL)
@@ -59,6 +74,9 @@ class _OpenShard:
         self.columns = cfg.metadata_columns()
         self.extra_values = [table.column(c).to_pylist() for c in self.columns.additional]
         self.schema = self.columns.schema([table.schema.field(c) for c in self.columns.additional])
+        names = self.columns.additional
+        self.label_at = names.index(cfg.label_col) if cfg.label_col in names else None
+        self.split_at = names.index(cfg.split_col) if cfg.split_col in names else None
         self.fs, self.root = fs, root
         self.stats = ShardStats(shard_id=shard_id, start_time=time.time())
         self.heartbeat = Heartbeat(fs, root, self.name, self.rows, heartbeat_every)
@@ -67,7 +85,9 @@ class _OpenShard:
 
     def open(self) -> None:
         self.heartbeat.update(0, force=True)
-        self.writer = writer_class(self.cfg.output_format)(self.fs, self.root, self.name, self.cfg, self.schema)
+        self.writer = writer_class(self.cfg.output_format)(
+            self.fs, self.root, self.name, self.cfg, self.schema, self.run
+        )
 
     def write(self, i: int, sample: Sample) -> bool:
         """Store row i's outcome (rows come in index order); True once every row is stored."""
@@ -75,8 +95,15 @@ class _OpenShard:
         key = layout.sample_key(self.shard_id, self.indices[i], cfg.oom_sample_per_shard, cfg.oom_shard_count)
         extras = [values[i] for values in self.extra_values]
         meta = self.columns.row(extras, self.captions[i], self.urls[i], key, sample)
-        self.writer.write(key, sample.image, self.captions[i], meta)
+        self.writer.write(key, sample.image, self.captions[i], meta, sample)
         self.stats.record(sample.status, sample.error_message, sample.nbytes)
+        if sample.status == SUCCESS:
+            self.stats.record_valid(
+                _shape(sample),
+                extras[self.label_at] if self.label_at is not None else None,
+                extras[self.split_at] if self.split_at is not None else None,
+                labelled=self.label_at is not None,
+            )
         self.heartbeat.update(self.stats.count)
         return self.stats.count == self.rows
 
@@ -106,6 +133,7 @@ def run_shards(
     on_sample: Callable[[], None] | None = None,
     watchdog: ShardWatchdog | None = None,
     heartbeat_every: float = HEARTBEAT_SECONDS,
+    run: dict | None = None,
 ) -> Iterator[ShardOutcome]:
     """Download and write shards one after another through one window of requests.
 
@@ -139,7 +167,7 @@ def run_shards(
         while (item := next_table()) is not None:
             shard_id, table = item
             try:
-                shard = _OpenShard(cfg, fs, root, shard_id, table, heartbeat_every)
+                shard = _OpenShard(cfg, fs, root, shard_id, table, heartbeat_every, run)
                 done = committed_stats(fs, root, shard.name, shard_id)
                 if done is not None:
                     ready.append((shard_id, done))

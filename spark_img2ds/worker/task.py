@@ -82,10 +82,12 @@ def partition_worker(
     shards_done=None,
     heartbeat_every: float = HEARTBEAT_SECONDS,
     run_tag: str | None = None,
+    run_info: dict | None = None,
 ) -> Callable:
     """The function given to mapInArrow: one result row per shard of the partition.
 
-    run_tag names the run, so that its tasks may use the CPUs that its finished tasks left idle.
+    run_tag names the run, so that its tasks may use the CPUs that its finished tasks left idle;
+    run_info (job_id, started) is what the writers record as provenance.
     """
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -101,7 +103,8 @@ def partition_worker(
             ThreadPoolExecutor(max_workers=pool_size(cfg), thread_name_prefix="img2ds") as pool,
         ):
             start_threads(pool, pool_size(cfg))
-            shards = run_shards(cfg, _shard_tables(batches), make_sample, pool, bump, watchdog, heartbeat_every)
+            tables = _shard_tables(batches)
+            shards = run_shards(cfg, tables, make_sample, pool, bump, watchdog, heartbeat_every, run_info)
             for shard_id, outcome in shards:
                 if isinstance(outcome, Exception):
                     detail = "".join(traceback.format_exception_only(type(outcome), outcome)).strip()

@@ -50,8 +50,17 @@ class ShardWriter:
 
     writes_metadata: ClassVar[bool] = True
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, shard: str, cfg: Config, schema: pa.Schema) -> None:
+    def __init__(
+        self,
+        fs: fsspec.AbstractFileSystem,
+        root: str,
+        shard: str,
+        cfg: Config,
+        schema: pa.Schema,
+        run: dict[str, Any] | None = None,
+    ) -> None:
         self.fs, self.root, self.shard, self.cfg = fs, root, shard, cfg
+        self.run = run or {}  # job_id and started (the driver's), the same for every attempt of the run
         self.image_ext = cfg.encode_format
         self._stack = contextlib.ExitStack()
         self.metadata: MetadataWriter | None = None
@@ -81,7 +90,10 @@ class ShardWriter:
         """Store one successful sample."""
 
     # -- used by the shard worker ---------------------------------------
-    def write(self, key: str, image: bytes | None, caption: str | None, meta: dict[str, Any]) -> None:
+    def write(
+        self, key: str, image: bytes | None, caption: str | None, meta: dict[str, Any], sample: Any = None
+    ) -> None:
+        """Store one input row's outcome (sample: the worker's Sample, for formats that need more than bytes)."""
         if image is not None:
             self.write_sample(key, image, caption, meta)
         if self.metadata is not None:

@@ -73,12 +73,13 @@ def test_empty_shard():
         "start_time": 0.0,
         "end_time": 0.0,
         "status_dict": {},
+        "dataset_statistics": {"shape_distribution": {}, "class_counts": {}, "split_counts": {}, "missing_labels": 0},
     }
 
 
-def test_to_json_has_exactly_img2dataset_keys():
+def test_to_json_has_img2dataset_keys_and_one_of_ours():
     data = sample_shard().to_json()
-    assert set(data) == STATS_KEYS
+    assert set(data) == STATS_KEYS | {"dataset_statistics"}
     assert data["count"] == 7
     assert data["successes"] == 3
     assert data["failed_to_download"] == 3
@@ -223,3 +224,18 @@ def test_success_does_not_use_an_error_slot():
         s.record("failed_to_download", f"error {i}", 0)
     assert OTHER_ERRORS not in s.status_dict
     assert s.status_dict[f"error {MAX_DISTINCT_ERRORS - 1}"] == 1
+
+
+def test_dataset_statistics_are_counted_per_shard_and_merged():
+    first, second = ShardStats(0), ShardStats(1)
+    for shape, label, split in [("2x2x3", "cat", "train"), ("2x2x3", "dog", "train"), ("4x2x3", None, "val")]:
+        first.record_valid(shape, label, split, labelled=True)
+    second.record_valid("2x2x3", "cat", "", labelled=True)
+    second.record_valid(None)
+    restored = ShardStats.from_json(0, json.loads(json.dumps(first.to_json())))
+    assert (restored.shapes, restored.classes, restored.missing_labels) == (first.shapes, first.classes, 1)
+    totals = merge([restored, second])
+    assert totals["shape_distribution"] == {"2x2x3": 3, "4x2x3": 1, "unknown": 1}
+    assert totals["class_counts"] == {"cat": 2, "dog": 1}
+    assert totals["split_counts"] == {"train": 2, "val": 1}
+    assert totals["missing_labels"] == 1

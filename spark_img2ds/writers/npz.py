@@ -1,0 +1,73 @@
+"""npz: {shard}.npz holding one array per successful sample under its key, and a JSON manifest.
+
+The manifest (``__manifest_json__``) lists every input row in key order, as the shard
+parquet does: key, status, shape, dtype, error, provenance (url, sha256 of the source
+bytes, the run's start as ingest time, job id) and the passed-through metadata. Arrays
+stream into the zip one at a time through the commit protocol, so memory holds one
+array and the manifest rows, and a killed task leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spark_img2ds.arrays.npz import SCHEMA_VERSION, NpzStream
+from spark_img2ds.arrays.options import CONVERTER_VERSION
+from spark_img2ds.dataset.columns import OUTCOME_COLUMNS, SUCCESS, URL
+from spark_img2ds.writers.base import ShardWriter
+
+# Columns that describe the outcome, not the input: kept out of a row's passed-through metadata.
+_NOT_METADATA = {URL, "key", "exif", *(name for name, _ in OUTCOME_COLUMNS)}
+
+
+class NpzWriter(ShardWriter):
+    def open_outputs(self) -> None:
+        self.stream = NpzStream(self.open(f"{self.shard}.npz"), self.cfg.npz_compressed)
+        self.rows: list[dict[str, Any]] = []
+        self.hash_names = {self.cfg.compute_hash} if self.cfg.compute_hash else set()
+
+    def write(
+        self, key: str, image: bytes | None, caption: str | None, meta: dict[str, Any], sample: Any = None
+    ) -> None:
+        array = getattr(sample, "array", None)
+        ok = meta["status"] == SUCCESS and array is not None
+        if ok:
+            self.stream.add(key, array)
+        self.rows.append(
+            {
+                "key": key,
+                "status": meta["status"],
+                "shape": list(array.shape) if ok else None,
+                "dtype": str(array.dtype) if ok else None,
+                "error": meta["error_message"],
+                "provenance": {
+                    "url": meta[URL],
+                    "sha256": getattr(sample, "source_sha256", None),
+                    "ingested_at": self.run.get("started"),
+                    "job_id": self.run.get("job_id"),
+                },
+                "metadata": {k: v for k, v in meta.items() if k not in _NOT_METADATA and k not in self.hash_names},
+            }
+        )
+        super().write(key, None, caption, meta, sample)  # the metadata parquet row; no image bytes
+
+    def finish(self) -> None:
+        ok = sum(r["status"] == SUCCESS for r in self.rows)
+        self.stream.close(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "converter_version": CONVERTER_VERSION,
+                "job_id": self.run.get("job_id"),
+                "shard": self.shard,
+                "options": self.cfg.conversion_options().to_json(),
+                "ok_count": ok,
+                "error_count": len(self.rows) - ok,
+                "rows": self.rows,
+            }
+        )
+
+    def abort(self, err: BaseException) -> None:
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.discard()
+        super().abort(err)
