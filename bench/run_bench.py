@@ -82,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-theirs", action="store_true", help="run only spark_img2ds")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--skip-npz", action="store_true", help="skip spark_img2ds's npz output against its webdataset")
+    ap.add_argument("--npz-rounds", type=int, default=2, help="rounds of the npz scenario (one run per format)")
     ap.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install nginx when it is missing")
     ap.add_argument("--img2dataset-version", default="1.47.0")
@@ -105,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.urls, args.no_tune = 1, 4000, True
         args.latency_urls, args.latency_rounds = 1000, 1
-        args.rss_shard_sizes, args.stage_sample = "1000,4000", 150
+        args.rss_shard_sizes, args.stage_sample, args.npz_rounds = "1000,4000", 150, 1
     args.rss_urls = args.rss_urls or args.urls
     args.results = args.results or args.out_dir / "results.json"
     return args
@@ -482,6 +484,11 @@ def _main(args: argparse.Namespace) -> int:
         for size in [int(x) for x in args.rss_shard_sizes.split(",") if x.strip()]:
             opts = JobOptions(args.processes, args.rss_threads, size)
             bench.one("ours", "rss", f"s{size}", rss_list, args.rss_urls, opts, server, sample_interval=0.2)
+    if not args.skip_npz:  # arrays (RGB uint8, 256 border) against JPEG shards, same list, alternating
+        for rnd in range(1, args.npz_rounds + 1):
+            for fmt in ("webdataset", "npz") if rnd % 2 else ("npz", "webdataset"):
+                opts = JobOptions(args.processes, threads["ours"], args.shard_size, output_format=fmt)
+                bench.one("ours", "npz", f"{fmt}-{rnd}", cpu_list, args.urls, opts, server)
     server.stop()
 
     if not args.skip_latency:
@@ -559,6 +566,12 @@ def summarize(
         lat["delay_ms"] = [args.latency_min_ms, args.latency_max_ms]
         out["latency"] = lat
         out["acceptance"]["latency_ratio"] = lat["median_ratio"]
+    npz = {
+        fmt: median_or_none([r.images_per_s for r in runs if r.scenario == "npz" and r.label.startswith(fmt + "-")])
+        for fmt in ("webdataset", "npz")
+    }
+    if npz["npz"] is not None:
+        out["npz"] = {"median_images_per_s": npz, "ratio": round(npz["npz"] / npz["webdataset"], 3)}
     rss = {r.label: r.peak_worker_rss_mb for r in runs if r.scenario == "rss"}
     if rss:
         sizes = [v for v in rss.values() if v]
@@ -644,6 +657,13 @@ def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult]
         print(
             f"Memory: peak RSS of one PySpark worker at thread_count {rss['threads']}: {sizes} "
             f"(largest/smallest {_fmt(rss['growth'])})"
+        )
+    if "npz" in summary:
+        npz = summary["npz"]
+        print(
+            f"Arrays ({args.urls} URLs, spark_img2ds only, RGB uint8 arrays in npz against JPEG in webdataset): "
+            f"npz {_fmt(npz['median_images_per_s']['npz'], 1)} images/s, webdataset "
+            f"{_fmt(npz['median_images_per_s']['webdataset'], 1)} images/s, ratio {_fmt(npz['ratio'])}"
         )
 
 

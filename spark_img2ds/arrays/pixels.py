@@ -11,6 +11,7 @@ largest finite value, 65504, for float16).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -18,9 +19,15 @@ import numpy as np
 
 from spark_img2ds.arrays.options import ConversionOptions
 from spark_img2ds.errors import ConversionError, UnsupportedFormatError
-from spark_img2ds.imaging.formats import exif_orientation, image_dimensions, png_color_type, sniff_format
+from spark_img2ds.imaging.formats import (
+    exif_orientation,
+    image_dimensions,
+    jpeg_components,
+    png_color_type,
+    sniff_format,
+)
 from spark_img2ds.imaging.options import MAX_IMAGE_PIXELS
-from spark_img2ds.imaging.resize import apply_plan, plan_resize
+from spark_img2ds.imaging.resize import apply_plan, decode_reduction, plan_resize
 
 _ORIENT = {
     2: lambda a: a[:, ::-1],
@@ -32,6 +39,12 @@ _ORIENT = {
     8: lambda a: np.swapaxes(a, 0, 1)[::-1],
 }
 _LUMA = np.array([0.299, 0.587, 0.114])
+_REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+_REDUCED_GREY = {
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
 
 
 @dataclass(frozen=True)
@@ -42,14 +55,21 @@ class Pixels:
     mode: str  # L, LA, RGB or RGBA
     depth: int  # 8 or 16
     format: str
+    original: tuple[int, int] = (0, 0)  # (width, height) of the full image as displayed
 
     @property
     def maximum(self) -> int:
         return (1 << self.depth) - 1
 
 
-def decode_frames(data: bytes, frame: int | str = 0, max_pixels: int = MAX_IMAGE_PIXELS) -> list[Pixels]:
-    """The frame asked for (a list of one), or every frame for "all"; ConversionError with a reason otherwise."""
+def decode_frames(
+    data: bytes, frame: int | str = 0, max_pixels: int = MAX_IMAGE_PIXELS, resize: tuple[int, str] | None = None
+) -> list[Pixels]:
+    """The frame asked for (a list of one), or every frame for "all"; ConversionError with a reason otherwise.
+
+    resize (image_size, resize_mode): a JPEG is decoded at the largest reduced scale that keeps the
+    side the mode sizes by at or above image_size, as the job's image path does.
+    """
     fmt = sniff_format(data)
     if fmt is None:
         raise UnsupportedFormatError("not a supported image format")
@@ -62,6 +82,11 @@ def decode_frames(data: bytes, frame: int | str = 0, max_pixels: int = MAX_IMAGE
         raise ConversionError("image has more pixels than max_image_pixels")
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if fmt == "jpg" else cv2.IMREAD_UNCHANGED
+    factor = 1
+    if fmt == "jpg" and frame == 0 and resize is not None:
+        factor = decode_reduction(size[0], size[1], resize[0], resize[1])
+        grey = jpeg_components(data) == 1
+        flags = (_REDUCED_GREY if grey else _REDUCED_COLOR).get(factor, flags)
     try:
         if frame == 0:
             images = [cv2.imdecode(buf, flags)]
@@ -77,7 +102,15 @@ def decode_frames(data: bytes, frame: int | str = 0, max_pixels: int = MAX_IMAGE
             raise ConversionError(f"frame {frame} not found: the image has {len(images)}")
         images = images[frame : frame + 1] if frame else images
     orientation = exif_orientation(data, fmt)
-    return [_pixels(img, data, fmt, orientation) for img in images]
+    frames = [_pixels(img, data, fmt, orientation) for img in images]
+    width, height = size
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    elif fmt == "jpg":  # OpenCV turned it by its EXIF orientation if the decoded sides are the header's, swapped
+        decoded_h, decoded_w = frames[0].data.shape[:2]
+        if width != height and (decoded_w, decoded_h) == (-(-height // factor), -(-width // factor)):
+            width, height = height, width
+    return [dataclasses.replace(f, original=(width, height)) for f in frames]
 
 
 def _pixels(img: np.ndarray, data: bytes, fmt: str, orientation: int) -> Pixels:
@@ -123,29 +156,28 @@ def to_channels(pixels: Pixels, mode: str) -> tuple[np.ndarray, str]:
     """The pixels in channel mode (auto: the source's), as float64 values at the source depth."""
     src, m = pixels.data, pixels.maximum
     target = pixels.mode if mode == "auto" else mode
+    if target == pixels.mode:
+        return _float(src), target
     if pixels.mode == "L":
         grey = _float(src)
-        colour = np.dstack([grey] * 3)
-        opaque = np.full(grey.shape, float(m))
-        out = {"L": grey, "LA": np.dstack([grey, opaque]), "RGB": colour, "RGBA": np.dstack([colour, opaque])}
-    elif pixels.mode == "LA":
+        colour = np.dstack([grey] * 3) if target in ("RGB", "RGBA") else grey
+        return (colour if target == "RGB" else np.dstack([colour, np.full(grey.shape, float(m))])), target
+    if pixels.mode == "LA":
         grey, alpha = src[:, :, 0], src[:, :, 1]
+        if target == "RGBA":
+            return np.dstack([_float(grey)] * 3 + [_float(alpha)]), target
         flat = _composite(grey, alpha, m)
-        out = {
-            "L": flat,
-            "LA": _float(src),
-            "RGB": np.dstack([flat] * 3),
-            "RGBA": np.dstack([_float(grey)] * 3 + [_float(alpha)]),
-        }
-    elif pixels.mode == "RGB":
-        opaque = np.full(src.shape[:2], float(m))
-        out = {"L": _luma(src), "LA": np.dstack([_luma(src), opaque]), "RGB": _float(src)}
-        out["RGBA"] = np.dstack([_float(src), opaque])
-    else:
-        rgb, alpha = src[:, :, :3], src[:, :, 3]
-        flat = _composite(rgb, alpha, m)
-        out = {"L": _luma(flat), "LA": np.dstack([_luma(rgb), _float(alpha)]), "RGB": flat, "RGBA": _float(src)}
-    return out[target], target
+        return (flat if target == "L" else np.dstack([flat] * 3)), target
+    if pixels.mode == "RGB":
+        if target == "L":
+            return _luma(src), target
+        extra = np.full(src.shape[:2], float(m))
+        return np.dstack([_luma(src) if target == "LA" else _float(src), extra]), target
+    rgb, alpha = src[:, :, :3], src[:, :, 3]
+    if target == "LA":
+        return np.dstack([_luma(rgb), _float(alpha)]), target
+    flat = _composite(rgb, alpha, m)
+    return (_luma(flat) if target == "L" else flat), target
 
 
 def _resize(pixels: Pixels, options: ConversionOptions) -> Pixels:
@@ -155,19 +187,22 @@ def _resize(pixels: Pixels, options: ConversionOptions) -> Pixels:
     h, w = pixels.data.shape[:2]
     plan = plan_resize(w, h, options.image_size, options.resize_mode, False)
     channels = 1 if pixels.data.ndim == 2 else pixels.data.shape[2]
-    data = apply_plan(pixels.data, plan, "lanczos", "area", pad_value=(pixels.maximum,) * channels)
-    return Pixels(data, pixels.mode, pixels.depth, pixels.format)
+    data = apply_plan(pixels.data, plan, "lanczos", "area", True, pad_value=(pixels.maximum,) * channels)
+    return dataclasses.replace(pixels, data=data)
 
 
 def to_array(pixels: Pixels, options: ConversionOptions) -> np.ndarray:
     """The array that options ask for from one decoded frame."""
     pixels = _resize(pixels, options)
+    target = pixels.mode if options.channel_mode == "auto" else options.channel_mode
+    dtype = np.dtype(options.dtype)
+    if target == pixels.mode and options.normalize_mode == "none" and dtype == pixels.data.dtype:
+        return pixels.data.ravel() if options.flatten else pixels.data  # nothing to compute
     values, _ = to_channels(pixels, options.channel_mode)
     if options.normalize_mode == "0..1":
         values = values / pixels.maximum
     elif options.normalize_mode == "-1..1":
         values = values / pixels.maximum * 2.0 - 1.0
-    dtype = np.dtype(options.dtype)
     if dtype.kind == "u":
         values = np.clip(np.rint(values), 0, np.iinfo(dtype).max)
     elif dtype == np.float16:  # 16-bit values unnormalised go past float16's 65504: clip, never inf
@@ -178,7 +213,8 @@ def to_array(pixels: Pixels, options: ConversionOptions) -> np.ndarray:
 
 def convert_bytes(data: bytes, options: ConversionOptions, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
     """(array, the first frame's Pixels) for image bytes; frame "all" stacks the frames (NxHxWxC)."""
-    frames = decode_frames(data, options.frame, max_pixels)
+    resize = (options.image_size, options.resize_mode) if options.image_size and options.resize_mode != "no" else None
+    frames = decode_frames(data, options.frame, max_pixels, resize)
     arrays = [to_array(p, options) for p in frames]
     if options.frame != "all":
         return arrays[0], frames[0]

@@ -151,8 +151,7 @@ def convert_result(source: Any, options: ConversionOptions | dict | None = None,
     except OSError as err:
         return ConversionResult(name, error=f"cannot read: {err.strerror or type(err).__name__}")
     exif = json.loads(extract_exif(data, first.format))
-    height, width = first.data.shape[:2]
-    return ConversionResult(name, array, first.format, first.mode, (width, height), exif)
+    return ConversionResult(name, array, first.format, first.mode, first.original, exif)
 
 
 def convert(source: Any, options: ConversionOptions | dict | None = None, **fetch: Any) -> np.ndarray:

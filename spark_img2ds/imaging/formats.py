@@ -59,6 +59,14 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def jpeg_components(data: bytes) -> int | None:
+    """Colour components of a JPEG's frame (1 grey, 3 colour, 4 CMYK); None if absent."""
+    for marker, pos in _jpeg_markers(data):
+        if marker in _SOF_MARKERS:
+            return data[pos + 9] if pos + 9 < len(data) else None
+    return None
+
+
 def _jpeg_has_exif(data: bytes) -> bool | None:
     """Whether an APP1 segment before the frame header holds EXIF; None if the markers do not parse."""
     for marker, pos in _jpeg_markers(data):

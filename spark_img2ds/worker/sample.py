@@ -109,7 +109,7 @@ class SampleMaker:
         cfg = self.cfg
         try:
             array, first = convert_bytes(data, self.arrays, cfg.max_image_pixels)
-            height, width = first.data.shape[:2]
+            width, height = first.original
             check_dimensions(width, height, cfg.image_options())
         except (ConversionError, ImageError) as err:
             return Sample(FAILED_TO_RESIZE, str(err), nbytes=len(data))

@@ -155,3 +155,25 @@ def test_unknown_keywords_and_options_are_refused():
         convert(b"x", time_out=3)
     with pytest.raises(ValueError, match="unknown conversion option"):
         convert(b"x", {"channels": "RGB"})
+
+
+def test_streaming_a_shard_holds_one_array_at_a_time(tmp_path):
+    """A shard of many 256x256x3 float32 arrays is written with memory for about one of them."""
+    import tracemalloc
+
+    from spark_img2ds.arrays.npz import NpzStream
+
+    one = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)
+    tracemalloc.start()
+    try:
+        with open(tmp_path / "shard.npz", "wb") as f:
+            stream = NpzStream(f)
+            for i in range(60):  # 47 MB of arrays in all
+                stream.add(f"{i:05d}", one)
+            stream.close({"rows": [{"key": f"{i:05d}"} for i in range(60)]})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * one.nbytes, f"peak {peak} bytes for arrays of {one.nbytes}"
+    arrays, manifest = load_npz(str(tmp_path / "shard.npz"))
+    assert len(arrays) == 60 and len(manifest["rows"]) == 60
