@@ -20,6 +20,8 @@ Routes (NAME is a file in the folder):
   /big/BYTES/FRAMING        BYTES zeros framed by length, close or chunked (size limits)
   /bomb/BYTES               a small gzip body that inflates to BYTES zeros (Content-Encoding: gzip)
   /drip/SECONDS             announces a megabyte, then drips a byte every 50 ms for SECONDS
+  /busy/SECONDS/KEY/NAME    429 with Retry-After: SECONDS the first time KEY is asked for, then NAME
+  /tdm/NAME                 NAME with the TDMRep header tdm-reservation: 1
 
 A query string is ignored by the routes, so ?i=N makes distinct URLs for the same
 image; ``path_hits`` counts requests per full path, query included.
@@ -189,6 +191,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(0.05)
         self.close_connection = True
+
+    def route_busy(self, seconds: str, key: str, name: str) -> None:
+        """429 with Retry-After: SECONDS the first time KEY is asked for, then NAME."""
+        with self.server.lock:
+            first = key not in self.server.flaky_seen
+            self.server.flaky_seen.add(key)
+        if first:
+            self._send(429, b"", "text/plain", [("Retry-After", seconds)])
+        else:
+            self._image(name)
+
+    def route_tdm(self, name: str) -> None:
+        self._image(name, [("tdm-reservation", "1")])
 
     def route_flaky(self, key: str, name: str) -> None:
         with self.server.lock:

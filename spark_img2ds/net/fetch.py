@@ -28,7 +28,15 @@ from spark_img2ds.net import connect, http1
 from spark_img2ds.net.deadline import REAPER, Attempt
 from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, SCHEMES, AddressPolicy
 from spark_img2ds.net.proxy import ProxiedResponse, ProxyPools, choose_proxy, environment_proxies
-from spark_img2ds.net.robots import OPT_OUT_MESSAGE, is_disallowed, user_agent
+from spark_img2ds.net.robots import (
+    OPT_OUT_MESSAGE,
+    TDM_DIRECTIVE,
+    TDM_MESSAGE,
+    is_disallowed,
+    retry_after,
+    tdm_reserved,
+    user_agent,
+)
 
 CA_BUNDLE = certifi.where()
 
@@ -39,9 +47,10 @@ MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
 class FetchError(Exception):
     """A download that did not give image bytes; transient ones are worth a retry."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
+    def __init__(self, message: str, transient: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.transient = transient
+        self.retry_after = retry_after  # seconds the server asked us to wait (429, 503)
 
 
 def describe(err: BaseException) -> FetchError:
@@ -159,7 +168,10 @@ class Fetcher:
             except FetchError as err:
                 if not err.transient or attempt == self.retries:
                     raise
-            time.sleep(min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random()))
+                wait = min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random())
+                if err.retry_after is not None:  # the server's word, within one attempt's deadline
+                    wait = min(max(err.retry_after, wait), self.timeout)
+            time.sleep(wait)
         raise AssertionError("unreachable")
 
     def _fetch_once(self, url: str, target: _Target) -> bytes:
@@ -197,10 +209,14 @@ class Fetcher:
                     target = _Target.of(url, self.policy)
                     continue
                 if resp.status >= 400:
-                    transient = resp.status == 429 or resp.status >= 500
-                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient=transient)
-                if self.directives and is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
-                    raise FetchError(OPT_OUT_MESSAGE)
+                    transient = resp.status in (408, 429) or resp.status >= 500  # other 4xx: the answer stands
+                    after = retry_after(resp.header("retry-after")) if resp.status in (429, 503) else None
+                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient, after)
+                if self.directives:
+                    if is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
+                        raise FetchError(OPT_OUT_MESSAGE)
+                    if TDM_DIRECTIVE in self.directives and tdm_reserved(resp.header_list("tdm-reservation")):
+                        raise FetchError(TDM_MESSAGE)
                 self._check_deadline(attempt)
                 data = resp.read(self.max_bytes)
                 if not data:

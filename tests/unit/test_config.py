@@ -74,7 +74,7 @@ def test_default_matches_img2dataset(name, expected):
 
 
 def test_default_directives_are_img2dataset_opt_out_list():
-    assert make().directives == frozenset({"noai", "noimageai", "noindex", "noimageindex"})
+    assert make().directives == frozenset({"noai", "noimageai", "noindex", "noimageindex", "noml", "tdm-reservation"})
 
 
 def test_url_list_is_the_only_required_option():
