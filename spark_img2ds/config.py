@@ -98,7 +98,7 @@ class Config:
     input_format: str = _opt("txt", "format of the input files", choices=INPUT_FORMATS)
     url_col: str = _opt("url", "column holding the URL")
     caption_col: str | None = _opt(None, "column holding the caption")
-    bbox_col: str | None = _opt(None, "column of boxes to blur (not supported yet)")
+    bbox_col: str | None = _opt(None, "column of boxes [[x0, y0, x1, y1], ...] relative to the image, blurred")
     thread_count: int = _opt(256, "downloads in flight per Spark task, as in img2dataset")
     number_sample_per_shard: int = _opt(10000, "samples per output shard")
     extract_exif: bool = _opt(True, "store EXIF tags as a JSON string in the 'exif' column")
@@ -200,9 +200,10 @@ class Config:
 
     @property
     def additional_columns(self) -> list[str]:
-        """The input columns kept in the metadata: save_additional_columns, then label_col and split_col."""
+        """The input columns kept in the metadata: save_additional_columns, then label_col, split_col,
+        verify_hash's column and bbox_col."""
         columns = list(self.save_additional_columns or [])
-        for name in (self.label_col, self.split_col):
+        for name in (self.label_col, self.split_col, self.verify_hash[0] if self.verify_hash else None, self.bbox_col):
             if name and name not in columns and name != self.caption_col:
                 columns.append(name)
         return columns

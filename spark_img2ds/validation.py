@@ -114,6 +114,10 @@ def validate(c: Any) -> None:
         c.output_format in OUTPUT_FORMATS,
         f"output_format {c.output_format!r} is not supported yet (supported: {', '.join(OUTPUT_FORMATS)})",
     )
-    require(c.bbox_col is None, "bbox_col (blurring boxes) is not supported yet")
-    require(c.verify_hash is None, "verify_hash is not supported yet")
+    if c.verify_hash is not None:
+        require(
+            len(c.verify_hash) == 2 and c.verify_hash[1] in HASHES,
+            f"verify_hash must be [input column, hash type] with a hash type among {', '.join(HASHES)}",
+        )
+        require(c.verify_hash[0] not in (c.url_col, c.caption_col), "verify_hash's column must be its own column")
     require(not c.enable_wandb, "enable_wandb is not supported yet")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from spark_img2ds.imaging.blur import blur_boxes
 from spark_img2ds.imaging.formats import image_dimensions, sniff_format
 from spark_img2ds.imaging.options import ImageOptions
 from spark_img2ds.imaging.resize import apply_plan, decode_reduction, plan_resize
@@ -115,7 +116,8 @@ class ImageProcessor:
         rotated = w0 != h0 and img.shape[:2] == (-(-w0 // factor), -(-h0 // factor))
         return (img, h0, w0) if rotated else (img, w0, h0)
 
-    def process(self, data: bytes) -> ProcessedImage:
+    def process(self, data: bytes, boxes: list | None = None) -> ProcessedImage:
+        """The stored image of downloaded bytes; boxes (relative [x0, y0, x1, y1]) are blurred before resizing."""
         opts = self.options
         fmt = sniff_format(data)
         if opts.disable_all_reencoding:
@@ -123,8 +125,10 @@ class ImageProcessor:
         img, width, height = self._decode_sized(data, fmt)
         check_dimensions(width, height, opts)
         plan = plan_resize(width, height, opts.image_size, opts.resize_mode, opts.resize_only_if_bigger)
-        if opts.skip_reencode and not plan.changes_pixels and fmt == opts.encode_format:
+        if opts.skip_reencode and not plan.changes_pixels and fmt == opts.encode_format and not boxes:
             return ProcessedImage(data, width, height, width, height, fmt)
+        if boxes:
+            img = blur_boxes(img, boxes)
         out = apply_plan(img, plan, opts.upscale_interpolation, opts.downscale_interpolation, opts.fast_downscale)
         try:
             ok, encoded = cv2.imencode(self.ext, out, self.params)

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from spark_img2ds.arrays.pixels import convert_bytes
 from spark_img2ds.config import Config
 from spark_img2ds.dataset.columns import FAILED_TO_DOWNLOAD, FAILED_TO_RESIZE, SUCCESS
 from spark_img2ds.errors import ConversionError
+from spark_img2ds.imaging.blur import BoxError, parse_boxes
 from spark_img2ds.imaging.exif import extract_exif
 from spark_img2ds.imaging.process import ImageError, ImageProcessor, check_dimensions
 from spark_img2ds.net.fetch import Fetcher, FetchError
@@ -76,18 +78,28 @@ class SampleMaker:
             dataclasses.replace(cfg.conversion_options(), flatten=False) if cfg.output_format == "npz" else None
         )
 
-    def __call__(self, url: str | None) -> Sample:
+    def __call__(self, url: str | None, expected_hash: str | None = None, bbox: Any = None) -> Sample:
+        """The sample of one row; expected_hash (verify_hash's column) must match the downloaded bytes, and
+        bbox (bbox_col's value) lists boxes to blur."""
         if url is None or not url.strip():
             return Sample(FAILED_TO_DOWNLOAD, "missing url")
+        try:
+            boxes = parse_boxes(bbox) if self.cfg.bbox_col else None
+        except BoxError as err:
+            return Sample(FAILED_TO_RESIZE, str(err))
         try:
             with self.download_slots:
                 data = self.fetcher.fetch(url.strip())
         except FetchError as err:
             return Sample(FAILED_TO_DOWNLOAD, str(err))
+        if self.cfg.verify_hash is not None:
+            computed = hash_bytes(data, self.cfg.verify_hash[1])
+            if expected_hash is None or computed != str(expected_hash).strip().lower():
+                return Sample(FAILED_TO_DOWNLOAD, "hash mismatch", nbytes=len(data))
         if self.arrays is not None:
             return self._array_sample(data)
         try:
-            out = self.images.process(data)
+            out = self.images.process(data, boxes)
         except ImageError as err:
             return Sample(FAILED_TO_RESIZE, str(err), nbytes=len(data))
         except Exception as err:  # a decoder bug must not end the shard: record it on the row

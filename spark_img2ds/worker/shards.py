@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 import pyarrow as pa
 
@@ -75,6 +76,8 @@ class _OpenShard:
         self.extra_values = [table.column(c).to_pylist() for c in self.columns.additional]
         self.schema = self.columns.schema([table.schema.field(c) for c in self.columns.additional])
         names = self.columns.additional
+        self.verify_at = names.index(cfg.verify_hash[0]) if cfg.verify_hash else None
+        self.bbox_at = names.index(cfg.bbox_col) if cfg.bbox_col else None
         self.label_at = names.index(cfg.label_col) if cfg.label_col in names else None
         self.split_at = names.index(cfg.split_col) if cfg.split_col in names else None
         self.fs, self.root = fs, root
@@ -82,6 +85,10 @@ class _OpenShard:
         self.heartbeat = Heartbeat(fs, root, self.name, self.rows, heartbeat_every)
         self.submitted = 0  # rows handed to the pool
         self.writer = None
+
+    def column_value(self, at: int | None, i: int) -> Any:
+        """Row i's value of the additional column at that position (None: not configured)."""
+        return None if at is None else self.extra_values[at][i]
 
     def open(self) -> None:
         self.heartbeat.update(0, force=True)
@@ -191,7 +198,8 @@ def run_shards(
                     return
             i = feeding.submitted
             feeding.submitted += 1
-            pending.append((feeding, i, pool.submit(make_sample, feeding.urls[i])))
+            row = feeding.urls[i], feeding.column_value(feeding.verify_at, i), feeding.column_value(feeding.bbox_at, i)
+            pending.append((feeding, i, pool.submit(make_sample, *row)))
 
     def drop(shard: _OpenShard, err: BaseException) -> None:
         nonlocal feeding

@@ -270,7 +270,6 @@ BAD_ARGV = {
     "png_quality": ["--encode_format", "png", "--encode_quality", "10"],
     "crc32": ["--compute_hash", "crc32"],
     "tfrecord": ["--output_format", "tfrecord"],
-    "bbox": ["--bbox_col", "boxes"],
     "wandb": ["--enable_wandb"],
     "reserved_column": ["--save_additional_columns", "url"],
     "bad_json": ["--storage_options", "{nope"],

@@ -278,12 +278,16 @@ def test_tfrecord_output_is_not_supported_yet():
     assert "webdataset" in str(err)
 
 
-def test_bbox_col_is_not_supported_yet():
-    refused("bbox_col .*not supported yet", bbox_col="boxes")
+def test_bbox_col_is_read_and_kept_like_an_additional_column():
+    assert Config(url_list="x", bbox_col="boxes").additional_columns == ["boxes"]
+    refused("bbox_col must be a non-empty string or none", bbox_col=" ")
 
 
-def test_verify_hash_is_not_supported_yet():
-    refused("verify_hash is not supported yet", verify_hash=["sha256_col", "sha256"])
+def test_verify_hash_takes_a_column_and_a_known_hash_type():
+    refused(r"verify_hash must be \[input column, hash type\]", verify_hash=["sha256_col", "crc32"])
+    refused(r"verify_hash must be \[input column, hash type\]", verify_hash=["sha256_col"])
+    cfg = Config(url_list="x", verify_hash=["expected", "md5"], save_additional_columns=["a"])
+    assert cfg.additional_columns == ["a", "expected"]  # read from the input and kept, as img2dataset does
 
 
 def test_enable_wandb_is_not_supported_yet():
