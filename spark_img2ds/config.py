@@ -44,8 +44,6 @@ INPUT_FORMATS = (
     "jsonl.gz",
     "parquet",
 )
-# img2dataset's names that are accepted and refused with a clear message until they land.
-NOT_YET_OUTPUT_FORMATS = ("tfrecord",)
 INCREMENTAL_MODES = ("incremental", "overwrite")
 
 
@@ -86,7 +84,7 @@ class Config:
     skip_reencode: bool = _opt(
         _IMG.skip_reencode, "keep the original bytes when no resize is needed and the format matches"
     )
-    output_format: str = _opt("files", ", ".join(OUTPUT_FORMATS), choices=OUTPUT_FORMATS + NOT_YET_OUTPUT_FORMATS)
+    output_format: str = _opt("files", ", ".join(OUTPUT_FORMATS), choices=OUTPUT_FORMATS)
     channel_mode: str = _opt(_ARR.channel_mode, "npz: RGB, RGBA, L, LA or auto (the source's)", choices=CHANNEL_MODES)
     normalize_mode: str = _opt(
         _ARR.normalize_mode, "npz: none, 0..1 or -1..1, by the source's real bit depth", choices=NORMALIZE_MODES

@@ -8,7 +8,6 @@ from typing import Any
 
 from spark_img2ds.dataset.columns import HASHES, RESERVED_COLUMNS
 from spark_img2ds.errors import ConfigError, is_int, is_number, require
-from spark_img2ds.writers import OUTPUT_FORMATS
 
 MAX_TIMEOUT = 3600.0
 DISTRIBUTORS = ("pyspark", "multiprocessing")  # img2dataset's; Spark distributes either way
@@ -109,15 +108,14 @@ def validate(c: Any) -> None:
     require(
         c.distributor in DISTRIBUTORS, f"distributor must be one of {', '.join(DISTRIBUTORS)}; got {c.distributor!r}"
     )
-    # Accepted for img2dataset parity, refused until their issue lands: never ignored silently.
-    require(
-        c.output_format in OUTPUT_FORMATS,
-        f"output_format {c.output_format!r} is not supported yet (supported: {', '.join(OUTPUT_FORMATS)})",
-    )
     if c.verify_hash is not None:
         require(
             len(c.verify_hash) == 2 and c.verify_hash[1] in HASHES,
             f"verify_hash must be [input column, hash type] with a hash type among {', '.join(HASHES)}",
         )
         require(c.verify_hash[0] not in (c.url_col, c.caption_col), "verify_hash's column must be its own column")
-    require(not c.enable_wandb, "enable_wandb is not supported yet")
+    # Accepted for img2dataset parity and refused, never ignored silently.
+    require(
+        not c.enable_wandb,
+        "enable_wandb is not supported: every figure of a run is in {output_folder}/_summary.json",
+    )

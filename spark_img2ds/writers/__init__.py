@@ -19,6 +19,7 @@ FORMATS = {
     "webdataset": Format("spark_img2ds.writers.webdataset:WebDatasetWriter", "{shard}.tar of {key}.jpg/.json/.txt"),
     "files": Format("spark_img2ds.writers.files:FilesWriter", "a folder per shard of {key}.jpg/.json/.txt"),
     "parquet": Format("spark_img2ds.writers.parquet:ParquetFormatWriter", "the image bytes in the metadata parquet"),
+    "tfrecord": Format("spark_img2ds.writers.tfrecord:TFRecordWriter", "{shard}.tfrecord of tf.train.Example"),
     "npz": Format("spark_img2ds.writers.npz:NpzWriter", "{shard}.npz of arrays and a JSON manifest"),
     "dummy": Format("spark_img2ds.writers.dummy:DummyWriter", "writes nothing but the stats (measures downloads)"),
 }

@@ -269,7 +269,7 @@ BAD_ARGV = {
     "bad_resize_mode": ["--resize_mode", "stretch"],
     "png_quality": ["--encode_format", "png", "--encode_quality", "10"],
     "crc32": ["--compute_hash", "crc32"],
-    "tfrecord": ["--output_format", "tfrecord"],
+    "unknown_format": ["--output_format", "tiff"],
     "wandb": ["--enable_wandb"],
     "reserved_column": ["--save_additional_columns", "url"],
     "bad_json": ["--storage_options", "{nope"],
@@ -300,7 +300,8 @@ def test_main_bad_value_is_one_line_and_exit_2(tmp_path, capsys, extra):
         (["--image_size", "-5"], "image_size"),
         (["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag 1"),
         (["--image_size"], "--image_size"),
-        (["--output_format", "tfrecord"], "not supported yet"),
+        (["--output_format", "tiff"], "output_format must be one of webdataset"),
+        (["--enable_wandb"], "_summary.json"),
         (["--storage_options", "{nope"], "storage_options is not valid JSON"),
     ],
 )

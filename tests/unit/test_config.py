@@ -273,9 +273,10 @@ def test_unknown_distributor_is_refused():
 # -- img2dataset options that are refused instead of silently ignored ----------
 
 
-def test_tfrecord_output_is_not_supported_yet():
-    err = refused("output_format 'tfrecord' is not supported yet", output_format="tfrecord")
-    assert "webdataset" in str(err)
+def test_every_img2dataset_output_format_is_accepted_and_others_are_named():
+    for fmt in ("webdataset", "files", "parquet", "tfrecord", "dummy", "npz"):
+        assert Config(url_list="x", output_format=fmt).output_format == fmt
+    refused("output_format must be one of webdataset, files, parquet, tfrecord, npz, dummy", output_format="tiff")
 
 
 def test_bbox_col_is_read_and_kept_like_an_additional_column():
@@ -290,8 +291,8 @@ def test_verify_hash_takes_a_column_and_a_known_hash_type():
     assert cfg.additional_columns == ["a", "expected"]  # read from the input and kept, as img2dataset does
 
 
-def test_enable_wandb_is_not_supported_yet():
-    refused("enable_wandb is not supported yet", enable_wandb=True)
+def test_enable_wandb_is_refused_with_a_pointer_to_the_summary():
+    refused("enable_wandb is not supported: every figure of a run is in .*_summary.json", enable_wandb=True)
 
 
 # -- accepted values ----------------------------------------------------------
