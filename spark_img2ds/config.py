@@ -44,7 +44,7 @@ INPUT_FORMATS = (
     "jsonl.gz",
     "parquet",
 )
-INCREMENTAL_MODES = ("incremental", "overwrite")
+INCREMENTAL_MODES = ("incremental", "overwrite", "extend")
 
 
 _IMG = DEFAULT_IMAGE_OPTIONS
@@ -119,7 +119,9 @@ class Config:
         _IMG.max_image_pixels, "refuse images whose header declares more pixels, before decoding them"
     )
     incremental_mode: str = _opt(
-        "incremental", "incremental (skip finished shards) or overwrite", choices=INCREMENTAL_MODES
+        "incremental",
+        "incremental (skip finished shards), overwrite, or extend (a new input's shards after the existing ones)",
+        choices=INCREMENTAL_MODES,
     )
     max_shard_retry: int = _opt(1, "times the driver re-runs shards that failed")
     user_agent_token: str | None = _opt(None, "token added to the user agent and matched in X-Robots-Tag")

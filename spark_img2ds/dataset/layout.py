@@ -17,6 +17,7 @@ METADATA_SUFFIX = ".parquet"
 SUMMARY_FILE = "_summary.json"
 SUCCESS_FILE = "_SUCCESS"
 RUNNING_DIR = "_running"
+EXTENDS_FILE = "_extends.json"  # incremental_mode=extend: which input went to which shards
 
 
 def index_digits(number_sample_per_shard: int) -> int:

@@ -15,6 +15,7 @@ from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
 from spark_img2ds.dataset.stats import ShardStats
 from spark_img2ds.driver import reader
+from spark_img2ds.driver.extend import plan_extend
 from spark_img2ds.driver.progress import watch
 from spark_img2ds.driver.session import get_session
 from spark_img2ds.driver.summary import Summary, summarize, summary_json
@@ -139,9 +140,17 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
             log.info("overwrite mode: removing %s", redact_url(cfg.output_folder))
             fs.rm(root, recursive=True)
         fs.makedirs(root, exist_ok=True)
-        n_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
-        previous = {s: st for s, st in _done_shards(fs, root).items() if s < n_shards}
-        todo = [s for s in range(n_shards) if s not in previous]
+        new_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
+        done = _done_shards(fs, root)
+        first = 0
+        if cfg.incremental_mode == "extend":
+            first = _extend(fs, root, cfg, keyed.total_rows, new_shards, set(done))
+            keyed = sharding.offset_shards(keyed, first)
+        mine = range(first, first + new_shards)
+        # extend: the summary covers the shards already there too; otherwise only this input's
+        previous = {s: st for s, st in done.items() if s in mine or cfg.incremental_mode == "extend"}
+        todo = [s for s in mine if s not in previous]
+        n_shards = max([first + new_shards, *(s + 1 for s in previous)])
         log.info(
             "job %s: %d rows in %d shards; %d already done, %d to download",
             job_id,
@@ -179,6 +188,21 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         summary.duration,
     )
     return summary
+
+
+def _extend(fs, root: str, cfg: Config, rows: int, new_shards: int, done: set[int]) -> int:
+    """The first shard id of this input in extend mode, recorded in _extends.json before anything is written.
+
+    The same input (url_list and row count) finds its earlier entry, so a crashed extend resumes
+    where it stopped instead of appending again.
+    """
+    path = storage.join(root, layout.EXTENDS_FILE)
+    entries = storage.read_json_files(fs, [path]).get(path.split("://", 1)[-1], [])
+    source = redact_url(cfg.url_list) if isinstance(cfg.url_list, str) else None
+    first, entries = plan_extend(entries, done, source, rows, new_shards)
+    storage.write_json(fs, path, entries)
+    log.info("extend mode: %d new shard(s) from shard %d on", new_shards, first)
+    return first
 
 
 def _read_and_number(spark: SparkSession, cfg: Config, sharding):

@@ -105,6 +105,15 @@ def assign_shards(df: DataFrame, number_sample_per_shard: int) -> KeyedInput:
     return _keyed(joined, F.col(BASE) + F.col(ROW_ID), number_sample_per_shard, sum(g[2] for g in groups))
 
 
+def offset_shards(keyed: KeyedInput, first: int) -> KeyedInput:
+    """The same rows with shard ids starting at first (incremental_mode=extend)."""
+    if not first:
+        return keyed
+    from pyspark.sql import functions as F
+
+    return KeyedInput(keyed.df.withColumn(SHARD_COL, F.col(SHARD_COL) + F.lit(first)), keyed.total_rows)
+
+
 def input_file_count(df: DataFrame) -> int:
     """How many files df reads, asked of the JVM in one call.
 
