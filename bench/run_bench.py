@@ -83,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--skip-npz", action="store_true", help="skip spark_img2ds's npz output against its webdataset")
+    ap.add_argument("--skip-fast-decode", action="store_true", help="skip spark_img2ds's default decode vs fast_decode")
     ap.add_argument("--npz-rounds", type=int, default=2, help="rounds of the npz scenario (one run per format)")
     ap.add_argument("--server", choices=("auto", "nginx", "python"), default="auto")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install nginx when it is missing")
@@ -429,7 +430,8 @@ def _main(args: argparse.Namespace) -> int:
     cpu_list = corpus_mod.write_url_list(lists / "cpu.txt", corpus_mod.urls(corpus, server.prefix, args.urls))
 
     print(f"bench: measuring stage costs over {args.stage_sample} images ...", flush=True)
-    measured = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage")
+    gap = features["decode_gap"]
+    measured = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage", gap=gap)
     per_image = measured["cpu_s_per_image"]
     ceil = stages.ceilings(per_image, cores, fetch, resize)
     results["stages"] = {
@@ -463,7 +465,7 @@ def _main(args: argparse.Namespace) -> int:
 
     def measure_round(rnd: str) -> None:
         """The stage costs again, right before the round, so its runs meet a ceiling measured under the same load."""
-        again = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage")
+        again = stages.measure(corpus, server.prefix, args.stage_sample, 256, work / "stage", gap=gap)
         round_ceil = round_ceilings[rnd] = stages.ceilings(again["cpu_s_per_image"], cores, fetch, resize)
         round_stages[rnd] = {
             **again,
@@ -484,6 +486,11 @@ def _main(args: argparse.Namespace) -> int:
         for size in [int(x) for x in args.rss_shard_sizes.split(",") if x.strip()]:
             opts = JobOptions(args.processes, args.rss_threads, size)
             bench.one("ours", "rss", f"s{size}", rss_list, args.rss_urls, opts, server, sample_interval=0.2)
+    if not args.skip_fast_decode:  # the default decode (twice the target kept) against fast_decode, alternating
+        for rnd in range(1, args.npz_rounds + 1):
+            for fast in (False, True) if rnd % 2 else (True, False):
+                opts = JobOptions(args.processes, threads["ours"], args.shard_size, fast_decode=fast)
+                bench.one("ours", "decode", f"{'fast' if fast else 'default'}-{rnd}", cpu_list, args.urls, opts, server)
     if not args.skip_npz:  # arrays (RGB uint8, 256 border) against JPEG shards, same list, alternating
         for rnd in range(1, args.npz_rounds + 1):
             for fmt in ("webdataset", "npz") if rnd % 2 else ("npz", "webdataset"):
@@ -572,6 +579,14 @@ def summarize(
     }
     if npz["npz"] is not None:
         out["npz"] = {"median_images_per_s": npz, "ratio": round(npz["npz"] / npz["webdataset"], 3)}
+    decode = {
+        kind: median_or_none(
+            [r.images_per_s for r in runs if r.scenario == "decode" and r.label.startswith(kind + "-")]
+        )
+        for kind in ("default", "fast")
+    }
+    if decode["default"] is not None and decode["fast"]:
+        out["decode"] = {"median_images_per_s": decode, "ratio": round(decode["default"] / decode["fast"], 3)}
     rss = {r.label: r.peak_worker_rss_mb for r in runs if r.scenario == "rss"}
     if rss:
         sizes = [v for v in rss.values() if v]
@@ -657,6 +672,13 @@ def print_summary(args: argparse.Namespace, summary: dict, runs: list[RunResult]
         print(
             f"Memory: peak RSS of one PySpark worker at thread_count {rss['threads']}: {sizes} "
             f"(largest/smallest {_fmt(rss['growth'])})"
+        )
+    if "decode" in summary:
+        dec = summary["decode"]
+        print(
+            f"Decoding ({args.urls} URLs, spark_img2ds only): default (twice the target kept) "
+            f"{_fmt(dec['median_images_per_s']['default'], 1)} images/s, fast_decode "
+            f"{_fmt(dec['median_images_per_s']['fast'], 1)} images/s, ratio {_fmt(dec['ratio'])}"
         )
     if "npz" in summary:
         npz = summary["npz"]

@@ -40,6 +40,7 @@ class JobOptions:
     output_format: str = "webdataset"
     timeout: int = 10
     retries: int = 0
+    fast_decode: bool = False  # spark_img2ds only
 
     def flags(self) -> list[str]:
         values = {
@@ -57,6 +58,8 @@ class JobOptions:
             "timeout": self.timeout,
             "retries": self.retries,
         }
+        if self.fast_decode:
+            values["fast_decode"] = "true"
         out: list[str] = []
         for name, value in values.items():
             out += [f"--{name}", str(value)]

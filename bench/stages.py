@@ -33,11 +33,11 @@ REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8
 CEILING_STAGES = ("fetch", "decode", "resize", "encode", "hash", "write")
 
 
-def reduction_factor(width: int, height: int, image_size: int) -> int:
-    """Largest JPEG DCT reduction (8, 4, 2) that keeps the longest side >= image_size; 1 if none."""
+def reduction_factor(width: int, height: int, image_size: int, gap: float = 1.0) -> int:
+    """Largest JPEG DCT reduction (8, 4, 2) that keeps the longest side >= gap x image_size; 1 if none."""
     longest = max(width, height)
     for factor in (8, 4, 2):
-        if math.ceil(longest / factor) >= image_size:
+        if math.ceil(longest / factor) >= gap * image_size:
             return factor
     return 1
 
@@ -52,13 +52,16 @@ def job_pipeline() -> dict[str, str]:
     """The pieces the job's image path is made of, as the ceiling models them.
 
     The job's GET is its lean HTTP/1.1 client on a kept-alive socket ("socket" here), it
-    decodes JPEGs at a reduced scale whenever the resize allows it, and it shrinks by less
+    decodes JPEGs at a reduced scale that keeps twice the target (decode_gap; 1 with fast_decode), and it
+    shrinks by less
     than 2x bilinearly when fast_downscale is on (its default, read from the package).
     """
     from spark_img2ds.imaging.options import DEFAULT_IMAGE_OPTIONS
+    from spark_img2ds.imaging.resize import REDUCING_GAP
 
     return {
         "decode": "reduced",
+        "decode_gap": 1.0 if DEFAULT_IMAGE_OPTIONS.fast_decode else REDUCING_GAP,
         "fetch": "socket",
         "resize": "fast" if DEFAULT_IMAGE_OPTIONS.fast_downscale else "area",
     }
@@ -262,7 +265,14 @@ def _write_cost(outputs: list[bytes], urls: list[str], work: Path) -> Callable[[
 
 
 def measure(
-    corpus: Corpus, prefix: str, sample: int, image_size: int, work: Path, seed: int = 0, reps: int = 3
+    corpus: Corpus,
+    prefix: str,
+    sample: int,
+    image_size: int,
+    work: Path,
+    seed: int = 0,
+    reps: int = 3,
+    gap: float = 1.0,
 ) -> dict:
     """CPU seconds per image of every stage (full and reduced decode), over `sample` corpus images."""
     cv2.setNumThreads(1)
@@ -270,7 +280,9 @@ def measure(
     entries = rng.sample(corpus.entries, min(sample, len(corpus.entries)))
     datas = [(corpus.images / e["file"]).read_bytes() for e in entries]
     fmts = [e["format"] for e in entries]
-    factors = [reduction_factor(e["width"], e["height"], image_size) if e["format"] == "jpg" else 1 for e in entries]
+    factors = [
+        reduction_factor(e["width"], e["height"], image_size, gap) if e["format"] == "jpg" else 1 for e in entries
+    ]
     urls = [f"{prefix.rstrip('/')}/r0/{e['file']}" for e in entries]
     n = len(entries)
 

@@ -79,6 +79,9 @@ class Config:
     fast_downscale: bool = _opt(
         _IMG.fast_downscale, "with area interpolation, shrink by less than 2x bilinearly (no aliasing, 3x cheaper)"
     )
+    fast_decode: bool = _opt(
+        _IMG.fast_decode, "decode JPEGs reduced down to the target size, not twice it: faster, some images softer"
+    )
     encode_quality: int = _opt(_IMG.encode_quality, "jpg/webp quality 0-100, or png compression 0-9")
     encode_format: str = _opt(_IMG.encode_format, ", ".join(ENCODE_FORMATS), choices=ENCODE_FORMATS)
     skip_reencode: bool = _opt(

@@ -35,6 +35,7 @@ class ImageOptions:
     upscale_interpolation: str = "lanczos"
     downscale_interpolation: str = "area"
     fast_downscale: bool = True
+    fast_decode: bool = False  # decode JPEGs reduced down to the target itself (faster, softer), not to twice it
     encode_format: str = "jpg"
     encode_quality: int = 95
     skip_reencode: bool = False

@@ -14,7 +14,7 @@ import numpy as np
 from spark_img2ds.imaging.blur import blur_boxes
 from spark_img2ds.imaging.formats import image_dimensions, sniff_format
 from spark_img2ds.imaging.options import ImageOptions
-from spark_img2ds.imaging.resize import apply_plan, decode_reduction, plan_resize
+from spark_img2ds.imaging.resize import REDUCING_GAP, apply_plan, decode_reduction, plan_resize
 
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _ENCODE_PARAM = {"jpg": cv2.IMWRITE_JPEG_QUALITY, "png": cv2.IMWRITE_PNG_COMPRESSION, "webp": cv2.IMWRITE_WEBP_QUALITY}
@@ -109,7 +109,8 @@ class ImageProcessor:
             raise ImageError("image has more pixels than max_image_pixels")
         if w0 * h0 > opts.max_image_area:
             raise ImageError("image area too large")
-        factor = decode_reduction(w0, h0, opts.image_size, opts.resize_mode) if fmt == "jpg" else 1
+        gap = 1.0 if opts.fast_decode else REDUCING_GAP
+        factor = decode_reduction(w0, h0, opts.image_size, opts.resize_mode, gap) if fmt == "jpg" else 1
         img = self.decode(data, fmt, factor)
         if factor == 1:
             return img, img.shape[1], img.shape[0]

@@ -56,8 +56,23 @@ def full_decode_reference(data: bytes, cfg: ImageOptions) -> np.ndarray:
         ((4000, 3000), 256, "no", 1),
     ],
 )
-def test_decode_reduction_keeps_the_needed_side(size, image_size, mode, expected):
-    assert decode_reduction(*size, image_size, mode) == expected
+def test_fast_decode_reduction_keeps_the_needed_side(size, image_size, mode, expected):
+    assert decode_reduction(*size, image_size, mode, gap=1.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "expected"),
+    [
+        ((2000, 500), "border", 2),  # 2000 // 4 = 500 < 512: keep twice the target
+        ((4096, 4096), "border", 8),
+        ((4095, 4095), "border", 4),
+        ((1100, 800), "keep_ratio", 1),
+        ((1100, 1030), "keep_ratio", 2),
+        ((1023, 300), "border", 1),
+    ],
+)
+def test_default_reduction_keeps_twice_the_target(size, mode, expected):
+    assert decode_reduction(*size, 256, mode) == expected
 
 
 def test_jpeg_size_reads_the_frame_header():
@@ -107,7 +122,7 @@ def test_huge_jpeg_is_refused_from_its_header_before_decoding():
 @pytest.mark.parametrize(("width", "height"), [(400, 300), (300, 500), (1000, 700), (511, 511)])
 def test_fast_downscale_below_2x_looks_like_area(width, height):
     """Bilinear below 2x (the usual case after a reduced decode) stays visually the same as area."""
-    fast = ImageOptions(image_size=256, resize_mode="border", encode_format="png", encode_quality=1)
+    fast = ImageOptions(image_size=256, resize_mode="border", encode_format="png", encode_quality=1, fast_decode=True)
     exact = dataclasses.replace(fast, fast_downscale=False)
     data = photo(width, height)
     out_fast = cv2.imdecode(np.frombuffer(ImageProcessor(fast).process(data).data, np.uint8), cv2.IMREAD_COLOR)
