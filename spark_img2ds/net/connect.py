@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from spark_img2ds.net.http1 import Connection
 
@@ -14,8 +14,21 @@ class AddressRefused(OSError):
     """Every address the host name resolved to was refused; the message says why."""
 
 
+def trust_store(environ: Mapping[str, str], default_bundle: str | None) -> tuple[str | None, str | None]:
+    """(CA file, CA folder) to verify servers with, as users set them.
+
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE (as requests reads them), else OpenSSL's SSL_CERT_FILE
+    and SSL_CERT_DIR; with none of them, the default bundle (certifi's).
+    """
+    bundle = environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or environ.get("SSL_CERT_FILE")
+    folder = environ.get("SSL_CERT_DIR")
+    if bundle or folder:
+        return bundle or None, folder or None
+    return default_bundle, None
+
+
 @functools.lru_cache(maxsize=4)
-def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+def tls_context(verify: bool, ca_file: str | None, ca_dir: str | None = None) -> ssl.SSLContext:
     """A client context: TLS 1.2+, HTTP/1.1 by ALPN, certificates and host names checked if verify.
 
     Shared by the threads and tasks of a process (contexts are thread-safe): loading the
@@ -25,8 +38,8 @@ def tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(["http/1.1"])
     if verify:
-        if ca_file:
-            ctx.load_verify_locations(cafile=ca_file)
+        if ca_file or ca_dir:
+            ctx.load_verify_locations(cafile=ca_file, capath=ca_dir)
         else:
             ctx.load_default_certs()
     else:

@@ -12,6 +12,7 @@ so that the per-error counts in the run summary group alike failures together.
 from __future__ import annotations
 
 import collections
+import os
 import random
 import socket
 import ssl
@@ -147,7 +148,7 @@ class Fetcher:
         self.directives = directives
         self.backoff = backoff
         self._local = threading.local()
-        self._tls = connect.tls_context(verify_ssl, CA_BUNDLE)
+        self._tls = connect.tls_context(verify_ssl, *connect.trust_store(os.environ, CA_BUNDLE))
         self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
         self.proxy = proxy
         self._proxies = environment_proxies()
