@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from typing import Any
 
 from spark_img2ds.arrays.options import CHANNEL_MODES, DTYPES, NORMALIZE_MODES, ConversionOptions
@@ -178,7 +179,10 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(str(k) for k in values if not isinstance(k, str) or k not in known)
         if unknown:
-            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+            hints = [
+                f"{k} (did you mean {close[0]}?)" if (close := get_close_matches(k, known, 1)) else k for k in unknown
+            ]
+            raise ConfigError(f"unknown option(s): {', '.join(hints)}")
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
 
     # -- derived values -----------------------------------------------
@@ -241,6 +245,11 @@ class Config:
             self.compute_hash,
             tuple(self.metadata.items()),
         )
+
+    def changed_options(self) -> dict[str, Any]:
+        """The options set to something else than their default, as to_public_dict shows them (for the log)."""
+        defaults = Config(url_list="-").to_public_dict()
+        return {k: v for k, v in self.to_public_dict().items() if k == "url_list" or v != defaults.get(k)}
 
     def to_public_dict(self) -> dict[str, Any]:
         """The options as JSON-safe values with secrets and DataFrames replaced."""

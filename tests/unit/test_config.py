@@ -229,10 +229,6 @@ def test_additional_columns_are_kept_in_order():
     assert make().additional_columns == []
 
 
-def test_unknown_option_name_is_refused_by_from_dict():
-    with pytest.raises(ConfigError, match=r"unknown option\(s\): image_sise, zzz"):
-        Config.from_dict({"url_list": "u.txt", "zzz": 1, "image_sise": 128})
-
 
 @pytest.mark.parametrize("key", [123, True])
 def test_non_string_option_name_is_a_config_error(key):
@@ -540,3 +536,17 @@ def test_shard_stall_limit_outlasts_every_healthy_download(options, limit):
 
 def test_stall_timeout_from_the_command_line_text():
     assert Config.from_dict({"url_list": "u.txt", "stall_timeout": "2.5"}).stall_timeout == 2.5
+
+
+def test_an_unknown_option_names_the_closest_known_one():
+    with pytest.raises(ConfigError, match=r"unknown option\(s\): image_sise \(did you mean image_size\?\), zzz$"):
+        Config.from_dict({"url_list": "x", "image_sise": 3, "zzz": 1})
+
+
+def test_the_logged_options_are_the_changed_ones_with_secrets_hidden():
+    cfg = Config(url_list="s3://b/u.parquet?X-Amz-Signature=abc", image_size=64, storage_options={"secret": "s"})
+    assert cfg.changed_options() == {
+        "url_list": "s3://b/u.parquet?X-Amz-Signature=***",
+        "image_size": 64,
+        "storage_options": {"secret": "***"},
+    }
