@@ -75,3 +75,9 @@ def test_folders_import_only_what_their_place_on_the_data_path_allows(folder, al
 def test_no_module_is_over_the_size_limit():
     sizes = {p.relative_to(PACKAGE): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {p: n for p, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test files by their basename (no packages): two of one name break collection."""
+    names = [p.name for p in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
