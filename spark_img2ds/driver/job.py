@@ -122,7 +122,6 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     except (ValueError, ImportError) as err:
         raise ConfigError(f"output_folder {redact_url(cfg.output_folder)!r} cannot be opened: {err}") from None
     storage.check_writable(fs, root, redact_url(cfg.output_folder))
-    log.info("options (defaults left out; secrets shown as ***): %s", json.dumps(cfg.changed_options(), default=str))
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
@@ -132,6 +131,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     finally:
         preload.release()
     warm_up = warm_python_workers(spark, WORKER_MODULES)
+    log.info("options (defaults left out; secrets shown as ***): %s", json.dumps(cfg.changed_options(), default=str))
     from spark_img2ds.driver import sharding  # the preload's, or waits for it
 
     with sharding.pinned_split_conf(spark):
