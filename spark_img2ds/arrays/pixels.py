@@ -27,6 +27,7 @@ from spark_img2ds.imaging.formats import (
     sniff_format,
 )
 from spark_img2ds.imaging.options import MAX_IMAGE_PIXELS
+from spark_img2ds.imaging.process import REDUCED_COLOR, REDUCED_GREY, turned_by_decoder
 from spark_img2ds.imaging.resize import apply_plan, decode_reduction, plan_resize
 
 _ORIENT = {
@@ -39,12 +40,6 @@ _ORIENT = {
     8: lambda a: np.swapaxes(a, 0, 1)[::-1],
 }
 _LUMA = np.array([0.299, 0.587, 0.114])
-_REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
-_REDUCED_GREY = {
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-}
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def decode_frames(
     if fmt == "jpg" and frame == 0 and resize is not None:
         factor = decode_reduction(size[0], size[1], resize[0], resize[1])
         grey = jpeg_components(data) == 1
-        flags = (_REDUCED_GREY if grey else _REDUCED_COLOR).get(factor, flags)
+        flags = (REDUCED_GREY if grey else REDUCED_COLOR).get(factor, flags)
     try:
         if frame == 0:
             images = [cv2.imdecode(buf, flags)]
@@ -106,10 +101,8 @@ def decode_frames(
     width, height = size
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    elif fmt == "jpg":  # OpenCV turned it by its EXIF orientation if the decoded sides are the header's, swapped
-        decoded_h, decoded_w = frames[0].data.shape[:2]
-        if width != height and (decoded_w, decoded_h) == (-(-height // factor), -(-width // factor)):
-            width, height = height, width
+    elif fmt == "jpg" and turned_by_decoder(width, height, frames[0].data.shape, factor):
+        width, height = height, width
     return [dataclasses.replace(f, original=(width, height)) for f in frames]
 
 

@@ -16,7 +16,8 @@ from spark_img2ds.imaging.formats import image_dimensions, sniff_format
 from spark_img2ds.imaging.options import ImageOptions
 from spark_img2ds.imaging.resize import REDUCING_GAP, apply_plan, decode_reduction, plan_resize
 
-_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCED_COLOR = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCED_GREY = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
 _ENCODE_PARAM = {"jpg": cv2.IMWRITE_JPEG_QUALITY, "png": cv2.IMWRITE_PNG_COMPRESSION, "webp": cv2.IMWRITE_WEBP_QUALITY}
 
 
@@ -56,6 +57,12 @@ def _to_bgr8(img: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
 
 
+def turned_by_decoder(width: int, height: int, decoded_shape: tuple[int, ...], factor: int) -> bool:
+    """Whether OpenCV turned a JPEG of this header size by its EXIF orientation: the decoded
+    (reduced by factor) sides are the header's, swapped."""
+    return width != height and tuple(decoded_shape[:2]) == (-(-width // factor), -(-height // factor))
+
+
 def check_dimensions(width: int, height: int, opts: ImageOptions) -> None:
     """ImageError if an image of this displayed size is outside min_image_size, max_image_area, max_aspect_ratio."""
     if min(width, height) < opts.min_image_size:
@@ -78,7 +85,7 @@ class ImageProcessor:
         """8-bit BGR pixels; JPEG goes through IMREAD_COLOR (or a reduced variant), which also
         applies EXIF orientation. fmt: sniff_format(data)."""
         buf = np.frombuffer(data, np.uint8)
-        flag = _REDUCED_FLAGS.get(reduce, cv2.IMREAD_COLOR) if fmt == "jpg" else cv2.IMREAD_UNCHANGED
+        flag = REDUCED_COLOR.get(reduce, cv2.IMREAD_COLOR) if fmt == "jpg" else cv2.IMREAD_UNCHANGED
         try:
             img = cv2.imdecode(buf, flag)
         except cv2.error:
@@ -114,8 +121,7 @@ class ImageProcessor:
         img = self.decode(data, fmt, factor)
         if factor == 1:
             return img, img.shape[1], img.shape[0]
-        rotated = w0 != h0 and img.shape[:2] == (-(-w0 // factor), -(-h0 // factor))
-        return (img, h0, w0) if rotated else (img, w0, h0)
+        return (img, h0, w0) if turned_by_decoder(w0, h0, img.shape, factor) else (img, w0, h0)
 
     def process(self, data: bytes, boxes: list | None = None) -> ProcessedImage:
         """The stored image of downloaded bytes; boxes (relative [x0, y0, x1, y1]) are blurred before resizing."""
