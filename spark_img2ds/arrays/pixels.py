@@ -19,6 +19,7 @@ import numpy as np
 
 from spark_img2ds.arrays.options import ConversionOptions
 from spark_img2ds.errors import ConversionError, UnsupportedFormatError
+from spark_img2ds.imaging.blur import blur_boxes
 from spark_img2ds.imaging.formats import (
     exif_orientation,
     image_dimensions,
@@ -204,10 +205,17 @@ def to_array(pixels: Pixels, options: ConversionOptions) -> np.ndarray:
     return array.ravel() if options.flatten else array
 
 
-def convert_bytes(data: bytes, options: ConversionOptions, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
-    """(array, the first frame's Pixels) for image bytes; frame "all" stacks the frames (NxHxWxC)."""
+def convert_bytes(
+    data: bytes, options: ConversionOptions, max_pixels: int = MAX_IMAGE_PIXELS, boxes: list | None = None
+) -> tuple:
+    """(array, the first frame's Pixels) for image bytes; frame "all" stacks the frames (NxHxWxC).
+
+    boxes (relative [x0, y0, x1, y1], bbox_col's) are blurred before the resize, as the image path does.
+    """
     resize = (options.image_size, options.resize_mode) if options.image_size and options.resize_mode != "no" else None
     frames = decode_frames(data, options.frame, max_pixels, resize)
+    if boxes:
+        frames = [dataclasses.replace(f, data=blur_boxes(f.data, boxes)) for f in frames]
     arrays = [to_array(p, options) for p in frames]
     if options.frame != "all":
         return arrays[0], frames[0]

@@ -96,11 +96,11 @@ class SampleMaker:
             computed = hash_bytes(data, self.cfg.verify_hash[1])
             if expected_hash is None or computed != str(expected_hash).strip().lower():
                 return Sample(FAILED_TO_DOWNLOAD, "hash mismatch", nbytes=len(data))
-        if self.arrays is not None:
-            return self._array_sample(data)
         try:
+            if self.arrays is not None:
+                return self._array_sample(data, boxes)
             out = self.images.process(data, boxes)
-        except ImageError as err:
+        except (ImageError, ConversionError) as err:
             return Sample(FAILED_TO_RESIZE, str(err), nbytes=len(data))
         except Exception as err:  # a decoder bug must not end the shard: record it on the row
             return Sample(FAILED_TO_RESIZE, f"unexpected error: {type(err).__name__}: {err}", nbytes=len(data))
@@ -116,19 +116,20 @@ class SampleMaker:
             nbytes=len(data),
         )
 
-    def _array_sample(self, data: bytes) -> Sample:
-        """npz output: the array, checked like an image (size, area, aspect), with the source's sha256."""
+    def _array_sample(self, data: bytes, boxes: list | None) -> Sample:
+        """npz output: the array, checked like an image (size, area, aspect), with the source's sha256.
+
+        Raises ImageError or ConversionError for the caller to record, as the image path does.
+        """
         cfg = self.cfg
-        try:
-            array, first = convert_bytes(data, self.arrays, cfg.max_image_pixels)
-            width, height = first.original
-            check_dimensions(width, height, cfg.image_options())
-        except (ConversionError, ImageError) as err:
-            return Sample(FAILED_TO_RESIZE, str(err), nbytes=len(data))
-        except Exception as err:  # a decoder bug must not end the shard: record it on the row
-            return Sample(FAILED_TO_RESIZE, f"unexpected error: {type(err).__name__}: {err}", nbytes=len(data))
+        array, first = convert_bytes(data, self.arrays, cfg.max_image_pixels, boxes)
+        width, height = first.original
+        check_dimensions(width, height, self.images.options)
         out_height, out_width = array.shape[1:3] if self.arrays.frame == "all" else array.shape[:2]
         sha256 = hash_bytes(data, "sha256")
+        digest = None
+        if cfg.compute_hash:
+            digest = sha256 if cfg.compute_hash == "sha256" else hash_bytes(data, cfg.compute_hash)
         return Sample(
             SUCCESS,
             width=int(out_width),
@@ -136,9 +137,7 @@ class SampleMaker:
             original_width=width,
             original_height=height,
             exif=extract_exif(data, first.format) if cfg.extract_exif else None,
-            hash=(sha256 if cfg.compute_hash == "sha256" else hash_bytes(data, cfg.compute_hash))
-            if cfg.compute_hash
-            else None,
+            hash=digest,
             nbytes=len(data),
             array=array.ravel() if cfg.flatten else array,
             source_sha256=sha256,

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spark_img2ds import download
+from spark_img2ds import download, load_npz
 from tests.helpers.e2e import read_metadata, read_tars
 
 
@@ -37,3 +37,18 @@ def test_boxes_from_a_parquet_list_column_are_blurred(spark, server, tmp_path):
     plain = cv2.imdecode(np.frombuffer(images[url + "?plain"], np.uint8), cv2.IMREAD_COLOR).astype(int)
     assert np.abs(blurred[8:56, 8:56] - plain[8:56, 8:56]).mean() > 3  # inside the box: changed
     assert np.array_equal(blurred[80:, 80:], plain[80:, 80:])  # the far corner: the same pixels
+
+
+def test_boxes_are_blurred_in_npz_arrays_too(spark, server, tmp_path):
+    url = f"{server.url}/img/astronaut.jpg"
+    boxes = pa.array([[[0.0, 0.0, 0.5, 0.5]], None], pa.list_(pa.list_(pa.float64())))
+    pq.write_table(pa.table({"url": [url, url + "?plain"], "boxes": boxes}), tmp_path / "urls.parquet")
+    out = tmp_path / "out"
+    download(str(tmp_path / "urls.parquet"), spark=spark, input_format="parquet", output_folder=str(out),
+             output_format="npz", image_size=128, thread_count=4, timeout=5, allow_private_networks=True,
+             bbox_col="boxes")  # fmt: skip
+    keys = {r["url"]: r["key"] for r in read_metadata(str(out))}
+    arrays, _ = load_npz(str(out / "00000.npz"))
+    blurred, plain = (arrays[keys[u]].astype(int) for u in (url, url + "?plain"))
+    assert np.abs(blurred[8:56, 8:56] - plain[8:56, 8:56]).mean() > 3
+    assert np.array_equal(blurred[80:, 80:], plain[80:, 80:])
