@@ -10,6 +10,9 @@ from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout
 from spark_img2ds.dataset.stats import ShardStats, merge
 
+# The dataset statistics merged from the shards' stats (dataset/stats.py), as _summary.json names them.
+STATISTICS = ("valid", "invalid", "total", "shape_distribution", "class_counts", "split_counts", "missing_labels")
+
 
 @dataclass
 class Summary:
@@ -31,6 +34,7 @@ class Summary:
     samples_this_run: int = 0
     duration: float = 0.0
     images_per_second: float = 0.0
+    statistics: dict[str, Any] = field(default_factory=dict)  # shapes, classes, splits, valid / invalid / total
 
     def __str__(self) -> str:
         state = "complete" if self.complete else f"INCOMPLETE ({len(self.shards_failed)} shard(s) failed)"
@@ -76,14 +80,8 @@ def summarize(
         samples_this_run=this_run,
         duration=duration,
         images_per_second=this_run / duration if duration > 0 else 0.0,
+        statistics={k: totals[k] for k in STATISTICS},
     )
-
-
-def dataset_statistics(shards: dict[int, ShardStats]) -> dict[str, Any]:
-    """Shapes, classes, splits, missing labels and valid / invalid / total counts over the finished shards."""
-    totals = merge(shards.values())
-    keys = ("valid", "invalid", "total", "shape_distribution", "class_counts", "split_counts", "missing_labels")
-    return {k: totals[k] for k in keys}
 
 
 def summary_json(
@@ -113,7 +111,7 @@ def summary_json(
         "failed_to_resize": summary.failed_to_resize,
         "status_counts": summary.status_counts,
         "error_counts": summary.error_counts,
-        **dataset_statistics(shards),
+        **summary.statistics,
         "samples_this_run": summary.samples_this_run,
         "images_per_second": summary.images_per_second,
         "shards": {
