@@ -245,6 +245,33 @@ class Bench:
                 opts = JobOptions(self.args.processes, threads[tool], self.args.shard_size)
                 self.one(tool, scenario, str(rnd), url_list, urls, opts, server)
 
+    def variants(
+        self,
+        scenario: str,
+        rounds: int,
+        variants: dict[str, dict],
+        url_list: Path,
+        urls: int,
+        server: Server,
+        threads: int,
+    ) -> None:
+        """Rounds of spark_img2ds alone, one run per variant (JobOptions fields), the order reversed every round."""
+        names = list(variants)
+        for rnd in range(1, rounds + 1):
+            for name in names if rnd % 2 else names[::-1]:
+                opts = JobOptions(self.args.processes, threads, self.args.shard_size, **variants[name])
+                self.one("ours", scenario, f"{name}-{rnd}", url_list, urls, opts, server)
+
+
+def variant_medians(runs: list[RunResult], scenario: str, names: tuple[str, ...]) -> dict[str, float | None]:
+    """Median images/s of each variant of a spark_img2ds-only scenario (runs labelled NAME-ROUND)."""
+    return {
+        name: median_or_none(
+            [r.images_per_s for r in runs if r.scenario == scenario and r.label.startswith(name + "-")]
+        )
+        for name in names
+    }
+
 
 def median_or_none(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
@@ -486,16 +513,12 @@ def _main(args: argparse.Namespace) -> int:
         for size in [int(x) for x in args.rss_shard_sizes.split(",") if x.strip()]:
             opts = JobOptions(args.processes, args.rss_threads, size)
             bench.one("ours", "rss", f"s{size}", rss_list, args.rss_urls, opts, server, sample_interval=0.2)
-    if not args.skip_fast_decode:  # the default decode (twice the target kept) against fast_decode, alternating
-        for rnd in range(1, args.npz_rounds + 1):
-            for fast in (False, True) if rnd % 2 else (True, False):
-                opts = JobOptions(args.processes, threads["ours"], args.shard_size, fast_decode=fast)
-                bench.one("ours", "decode", f"{'fast' if fast else 'default'}-{rnd}", cpu_list, args.urls, opts, server)
-    if not args.skip_npz:  # arrays (RGB uint8, 256 border) against JPEG shards, same list, alternating
-        for rnd in range(1, args.npz_rounds + 1):
-            for fmt in ("webdataset", "npz") if rnd % 2 else ("npz", "webdataset"):
-                opts = JobOptions(args.processes, threads["ours"], args.shard_size, output_format=fmt)
-                bench.one("ours", "npz", f"{fmt}-{rnd}", cpu_list, args.urls, opts, server)
+    if not args.skip_fast_decode:  # the default decode (twice the target kept) against fast_decode
+        variants = {"default": {}, "fast": {"fast_decode": True}}
+        bench.variants("decode", args.npz_rounds, variants, cpu_list, args.urls, server, threads["ours"])
+    if not args.skip_npz:  # arrays (RGB uint8, 256 border) against JPEG shards
+        variants = {"webdataset": {}, "npz": {"output_format": "npz"}}
+        bench.variants("npz", args.npz_rounds, variants, cpu_list, args.urls, server, threads["ours"])
     server.stop()
 
     if not args.skip_latency:
@@ -573,20 +596,10 @@ def summarize(
         lat["delay_ms"] = [args.latency_min_ms, args.latency_max_ms]
         out["latency"] = lat
         out["acceptance"]["latency_ratio"] = lat["median_ratio"]
-    npz = {
-        fmt: median_or_none([r.images_per_s for r in runs if r.scenario == "npz" and r.label.startswith(fmt + "-")])
-        for fmt in ("webdataset", "npz")
-    }
-    if npz["npz"] is not None:
-        out["npz"] = {"median_images_per_s": npz, "ratio": round(npz["npz"] / npz["webdataset"], 3)}
-    decode = {
-        kind: median_or_none(
-            [r.images_per_s for r in runs if r.scenario == "decode" and r.label.startswith(kind + "-")]
-        )
-        for kind in ("default", "fast")
-    }
-    if decode["default"] is not None and decode["fast"]:
-        out["decode"] = {"median_images_per_s": decode, "ratio": round(decode["default"] / decode["fast"], 3)}
+    for scenario, (variant, baseline) in {"npz": ("npz", "webdataset"), "decode": ("default", "fast")}.items():
+        medians = variant_medians(runs, scenario, (baseline, variant))
+        if medians[variant] is not None and medians[baseline]:
+            out[scenario] = {"median_images_per_s": medians, "ratio": round(medians[variant] / medians[baseline], 3)}
     rss = {r.label: r.peak_worker_rss_mb for r in runs if r.scenario == "rss"}
     if rss:
         sizes = [v for v in rss.values() if v]
