@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["Summary", "download", "run"]
 
 
-def download(url_list: Any, spark: SparkSession | None = None, **options: Any) -> Summary:
-    """Download url_list (a path, a folder, or a Spark DataFrame) into a dataset; options are img2dataset's."""
+def download(url_list: Any = None, spark: SparkSession | None = None, **options: Any) -> Summary:
+    """Download url_list (a path, a folder, or a Spark DataFrame) into a dataset; options are img2dataset's.
+
+    With retry_failed_from=OUT and no url_list, the failed rows of the dataset OUT are downloaded again.
+    """
     return run(Config.from_dict({"url_list": url_list, **options}), spark)

@@ -11,7 +11,13 @@ from spark_img2ds.errors import ConfigError, is_int, is_number, require
 
 MAX_TIMEOUT = 3600.0
 DISTRIBUTORS = ("pyspark", "multiprocessing")  # img2dataset's; Spark distributes either way
-LIST_OPTIONS = ("save_additional_columns", "disallowed_header_directives", "verify_hash", "allowed_networks")
+LIST_OPTIONS = (
+    "save_additional_columns",
+    "disallowed_header_directives",
+    "verify_hash",
+    "allowed_networks",
+    "retry_errors",
+)
 
 
 def field_kinds(config: Any) -> dict[str, type]:
@@ -24,10 +30,25 @@ def field_kinds(config: Any) -> dict[str, type]:
 def validate(c: Any) -> None:
     """Check every option of a Config; the first problem raises ConfigError naming it."""
     kinds = field_kinds(c)
-    require(c.url_list is not None, "url_list is required: a file, a folder of files or a Spark DataFrame")
+    if c.retry_failed_from is not None:
+        require(
+            isinstance(c.retry_failed_from, str) and c.retry_failed_from.strip() != "",
+            "retry_failed_from must be the path or URL of a dataset",
+        )
+        require(
+            c.url_list is None,
+            "retry_failed_from reads the rows to download again from the dataset's shard parquets: leave url_list out",
+        )
+        require(
+            c.incremental_mode == "incremental",
+            "retry_failed_from rewrites shards in place; incremental_mode does not apply",
+        )
+    else:
+        require(c.url_list is not None, "url_list is required: a file, a folder of files or a Spark DataFrame")
+        require(c.retry_errors is None, "retry_errors needs retry_failed_from: the dataset whose failed rows to retry")
     if isinstance(c.url_list, str):
         require(c.url_list.strip() != "", "url_list must not be empty")
-    else:
+    elif c.url_list is not None:
         require(hasattr(c.url_list, "sparkSession"), "url_list must be a path or a Spark DataFrame")
     for name in ("processes_count", "thread_count", "number_sample_per_shard", "oom_shard_count"):
         v = getattr(c, name)
@@ -49,6 +70,10 @@ def validate(c: Any) -> None:
             is_number(v) and 0 < v <= MAX_TIMEOUT,
             f"{name} must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}, got {v!r}",
         )
+    require(
+        isinstance(c.pin_cpus, bool) or c.pin_cpus == "auto",
+        f"pin_cpus must be auto, true or false, got {c.pin_cpus!r}",
+    )
     require(
         is_number(c.stall_timeout) and 0 <= c.stall_timeout <= 86400,
         f"stall_timeout must be a number of seconds from 0 (automatic) to 86400, got {c.stall_timeout!r}",

@@ -59,7 +59,7 @@ class NpzStream:
         self._zip.close()
 
 
-def _manifest(stored: np.ndarray) -> dict[str, Any]:
+def read_manifest(stored: np.ndarray) -> dict[str, Any]:
     """The manifest dict from its stored unicode array (0-d, as written here, or a 1-element array)."""
     return json.loads(str(np.asarray(stored).reshape(-1)[0]))
 
@@ -133,7 +133,7 @@ def load_npz(path: str, storage_options: dict[str, Any] | None = None) -> tuple[
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files if name != MANIFEST_KEY}
-            manifest = _manifest(data[MANIFEST_KEY]) if MANIFEST_KEY in data.files else {}
+            manifest = read_manifest(data[MANIFEST_KEY]) if MANIFEST_KEY in data.files else {}
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise NPZError(f"{path}: holds object arrays, which need pickle; refused") from None
@@ -155,7 +155,7 @@ def iter_npz_dataset(
     shards = [root] if single_file else sorted(fs.glob(root.rstrip("/") + "/*.npz"))
     for shard in shards:
         with fs.open(shard, "rb") as f, np.load(f, allow_pickle=False) as data:
-            manifest = _manifest(data[MANIFEST_KEY])
+            manifest = read_manifest(data[MANIFEST_KEY])
             for row in manifest["rows"]:
                 if row.get("status") == "success":
                     yield row["key"], data[row["key"]], row.get("metadata", {})

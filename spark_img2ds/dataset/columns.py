@@ -26,10 +26,12 @@ URL = "url"
 CAPTION = "caption"
 KEY = "key"
 EXIF = "exif"
+STATUS = "status"
+ERROR_MESSAGE = "error_message"
 # Filled from a sample's outcome (attributes of the same names), in this order, after url and key.
 OUTCOME_COLUMNS = (
-    ("status", "string"),
-    ("error_message", "string"),
+    (STATUS, "string"),
+    (ERROR_MESSAGE, "string"),
     ("width", "int32"),
     ("height", "int32"),
     ("original_width", "int32"),

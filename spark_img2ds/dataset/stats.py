@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.columns import FAILED_TO_DOWNLOAD, STATUSES, SUCCESS
 
 MAX_DISTINCT_ERRORS = 1000
@@ -74,6 +75,22 @@ class ShardStats:
             else:
                 self.failed_to_resize += 1
             add_capped(self.status_dict, error_message or status)
+
+    def forget(self, status: str, error_message: str | None) -> None:
+        """Take back what record() counted for a failed row, before the row is downloaded again."""
+        if status == SUCCESS:
+            raise ValueError("only a failed row is taken back")
+        self.count -= 1
+        if status == FAILED_TO_DOWNLOAD:
+            self.failed_to_download -= 1
+        else:
+            self.failed_to_resize -= 1
+        message = error_message or status
+        if message not in self.status_dict:
+            message = OTHER_ERRORS
+        self.status_dict[message] -= 1
+        if self.status_dict[message] <= 0:
+            del self.status_dict[message]
 
     @property
     def duration(self) -> float:
@@ -144,3 +161,15 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
         total["count"],
     )
     return total
+
+
+def committed_shards(fs, root: str) -> dict[int, ShardStats]:
+    """The shards of a dataset whose stats marker exists (they are complete), with their stats."""
+    paths = fs.glob(storage.join(root, f"*{layout.STATS_SUFFIX}"))
+    found = storage.read_json_files(fs, paths)
+    done = {}
+    for path, data in found.items():
+        shard_id = layout.parse_shard_name(path.rsplit("/", 1)[-1])
+        if shard_id is not None:
+            done[shard_id] = ShardStats.from_json(shard_id, data)
+    return done

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
-from spark_img2ds.dataset.stats import ShardStats
-from spark_img2ds.driver import reader
+from spark_img2ds.dataset.stats import ShardStats, committed_shards
+from spark_img2ds.driver import reader, retry
 from spark_img2ds.driver.extend import plan_extend
 from spark_img2ds.driver.progress import watch
 from spark_img2ds.driver.session import get_session
@@ -33,28 +33,19 @@ RUN_MODULES = ("spark_img2ds.driver.sharding", "spark_img2ds.worker.task")
 # What the download tasks import, imported by the warm-up in each Python worker.
 WORKER_MODULES = ("spark_img2ds.worker.task",)
 PYTHON_KILL_GRACE = 3.0  # spark.python.task.killTimeout (2s by default), and a margin
+WARM_UP_WAIT = 30.0  # seconds a retry waits for the warm-up before its first Python job
 
 
-def _setup_logging() -> None:
-    """Progress is INFO: make it visible unless the application configured our logger."""
-    if log.level == logging.NOTSET:
+def _setup_logging(verbose: bool) -> None:
+    """Progress is INFO, each shard's outcome DEBUG: show them unless the application configured our logger."""
+    if verbose:
+        log.setLevel(logging.DEBUG)
+    elif log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
     if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
-
-
-def _done_shards(fs, root: str) -> dict[int, ShardStats]:
-    """Shards whose stats marker exists, with their stats."""
-    paths = fs.glob(storage.join(root, f"*{layout.STATS_SUFFIX}"))
-    found = storage.read_json_files(fs, paths)
-    done = {}
-    for path, data in found.items():
-        shard_id = layout.parse_shard_name(path.rsplit("/", 1)[-1])
-        if shard_id is not None:
-            done[shard_id] = ShardStats.from_json(shard_id, data)
-    return done
 
 
 def _run_spark_job(
@@ -75,7 +66,9 @@ def _run_spark_job(
     sc = spark.sparkContext
     samples_done = sc.accumulator(0)
     shards_done = sc.accumulator(0)
-    worker_cfg = cfg if isinstance(cfg.url_list, str) else dataclasses.replace(cfg, url_list="<DataFrame>")
+    worker_cfg = dataclasses.replace(cfg, pin_cpus=cfg.pins_cpus(sc.master))
+    if not (cfg.url_list is None or isinstance(cfg.url_list, str)):
+        worker_cfg = dataclasses.replace(worker_cfg, url_list="<DataFrame>")
     per_task = sharding.shards_per_task(cfg.shards_per_task, len(shard_ids), sc.master, sc.defaultParallelism)
     # Accumulators reach the driver when a task ends; tasks of several shards report progress in heartbeats too.
     from_heartbeats = per_task > 1
@@ -111,17 +104,40 @@ def _run_spark_job(
     return box["rows"]
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What a run downloads: rows with shard ids, the shards to run, the shards it finds done."""
+
+    rows: DataFrame | None  # None: nothing to run
+    total_rows: int
+    todo: list[int]
+    previous: dict[int, ShardStats]
+    shards_total: int
+
+
+def _open_output(cfg: Config, folder: str, option: str):
+    try:
+        fs, root = storage.filesystem(folder, cfg.storage_options)
+    except (ValueError, ImportError) as err:
+        raise ConfigError(f"{option} {redact_url(folder)!r} cannot be opened: {err}") from None
+    storage.check_writable(fs, root, redact_url(folder))
+    return fs, root
+
+
 def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     """Run a download described by cfg."""
-    _setup_logging()
+    _setup_logging(cfg.verbose)
     reader.check_input(cfg)
     started = time.time()
     job_id = uuid.uuid4().hex
-    try:
-        fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
-    except (ValueError, ImportError) as err:
-        raise ConfigError(f"output_folder {redact_url(cfg.output_folder)!r} cannot be opened: {err}") from None
-    storage.check_writable(fs, root, redact_url(cfg.output_folder))
+    recorded_shards = 0
+    if cfg.retry_failed_from is not None:
+        fs, root = _open_output(cfg, cfg.retry_failed_from, "retry_failed_from")
+        found = retry.read_summary(fs, root, cfg.retry_failed_from)
+        cfg = retry.retry_config(cfg, found["config"])
+        recorded_shards = int((found.get("shards") or {}).get("total") or 0)
+    else:
+        fs, root = _open_output(cfg, cfg.output_folder, "output_folder")
     if cfg.distributor != "pyspark" or cfg.subjob_size != 1000:
         log.warning("distributor and subjob_size have no effect: Spark distributes and shards the work")
 
@@ -135,60 +151,91 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     from spark_img2ds.driver import sharding  # the preload's, or waits for it
 
     with sharding.pinned_split_conf(spark):
-        keyed = _read_and_number(spark, cfg, sharding)
-        # Only now that the input is known to be readable is the output touched.
-        if cfg.incremental_mode == "overwrite" and fs.exists(root):
-            log.info("overwrite mode: removing %s", redact_url(cfg.output_folder))
-            fs.rm(root, recursive=True)
-        fs.makedirs(root, exist_ok=True)
-        new_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
-        done = _done_shards(fs, root)
-        first = 0
-        if cfg.incremental_mode == "extend":
-            first = _extend(fs, root, cfg, keyed.total_rows, new_shards, set(done))
-            keyed = sharding.offset_shards(keyed, first)
-        mine = range(first, first + new_shards)
-        # extend: the summary covers the shards already there too; otherwise only this input's
-        previous = {s: st for s, st in done.items() if s in mine or cfg.incremental_mode == "extend"}
-        todo = [s for s in mine if s not in previous]
-        n_shards = max([first + new_shards, *(s + 1 for s in previous)])
-        log.info(
-            "job %s: %d rows in %d shards; %d already done, %d to download",
-            job_id,
-            keyed.total_rows,
-            n_shards,
-            len(previous),
-            len(todo),
-        )
-        if todo and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
+        if cfg.retry_failed_from is not None:
+            # Its first job runs Python (reading the parquets): in workers the warm-up started, not in more.
+            warm_up.join(WARM_UP_WAIT)
+            plan = _Plan(*retry.plan(spark, cfg, fs, root, recorded_shards))
+        else:
+            plan = _plan_download(spark, cfg, fs, root, sharding)
+        if cfg.retry_failed_from is not None:
+            log.info(
+                "job %s: %d failed row(s) to download again, in %d of the %d shard(s) of %s",
+                job_id,
+                plan.total_rows,
+                len(plan.todo),
+                plan.shards_total,
+                redact_url(cfg.output_folder),
+            )
+        else:
+            log.info(
+                "job %s: %d rows in %d shards; %d already done, %d to download",
+                job_id,
+                plan.total_rows,
+                plan.shards_total,
+                len(plan.previous),
+                len(plan.todo),
+            )
+        if plan.todo and not cfg.retry_failed_from and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
             fs.rm(storage.join(root, layout.SUCCESS_FILE))
         _cleanup(fs, root, "an earlier run")
         run_info = {"job_id": job_id, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
-        written, errors = _run_with_retries(spark, keyed.df, cfg, fs, root, todo, keyed.total_rows, run_info)
+        written, errors = _run_with_retries(spark, plan.rows, cfg, fs, root, plan.todo, plan.total_rows, run_info)
         _wait_for_killed_attempts(spark, job_id)
         _cleanup(fs, root, "failed or duplicate attempts of this run")
         warm_up.finish()
 
-    failed = sorted(set(todo) - set(written))
-    summary = summarize(cfg, job_id, n_shards, previous, written, failed, time.time() - started)
+    failed = sorted(set(plan.todo) - set(written))
+    previous, retried = plan.previous, None
+    if cfg.retry_failed_from is not None:
+        # Shards that gained nothing came back unchanged: they count as found, not written.
+        written = {s: st for s, st in written.items() if st.successes > previous[s].successes}
+        retried = (plan.total_rows, sum(st.successes - previous[s].successes for s, st in written.items()))
+        previous = {s: st for s, st in previous.items() if s not in written}
+        missing = [s for s in range(plan.shards_total) if s not in previous and s not in written]
+        failed = sorted({*failed, *missing})
+    summary = summarize(cfg, job_id, plan.shards_total, previous, written, failed, time.time() - started, retried)
     storage.write_json(
         fs,
         storage.join(root, layout.SUMMARY_FILE),
         summary_json(summary, cfg, {**previous, **written}, errors, started),
     )
-    if not failed:
-        storage.write_committed(fs, storage.join(root, layout.SUCCESS_FILE), b"")
-    else:
+    if retried is not None:
+        log.info("retry: %d of %d rows recovered, %d shard(s) rewritten", retried[1], retried[0], len(written))
+    if failed:
         log.error("%d shard(s) failed after %d retries: %s", len(failed), cfg.max_shard_retry, failed[:20])
+    elif retried is None:
+        storage.write_committed(fs, storage.join(root, layout.SUCCESS_FILE), b"")
     log.info(
         "done: %d samples (%d success) in %d shards, %d failed shards, %.1fs",
         summary.count,
         summary.successes,
-        n_shards,
+        plan.shards_total,
         len(failed),
         summary.duration,
     )
     return summary
+
+
+def _plan_download(spark: SparkSession, cfg: Config, fs, root: str, sharding) -> _Plan:
+    """Read and number the input; find which of its shards are done (and where they start, in extend mode)."""
+    keyed = _read_and_number(spark, cfg, sharding)
+    # Only now that the input is known to be readable is the output touched.
+    if cfg.incremental_mode == "overwrite" and fs.exists(root):
+        log.info("overwrite mode: removing %s", redact_url(cfg.output_folder))
+        fs.rm(root, recursive=True)
+    fs.makedirs(root, exist_ok=True)
+    new_shards = layout.shard_count(keyed.total_rows, cfg.number_sample_per_shard)
+    done = committed_shards(fs, root)
+    first = 0
+    if cfg.incremental_mode == "extend":
+        first = _extend(fs, root, cfg, keyed.total_rows, new_shards, set(done))
+        keyed = sharding.offset_shards(keyed, first)
+    mine = range(first, first + new_shards)
+    # extend: the summary covers the shards already there too; otherwise only this input's
+    previous = {s: st for s, st in done.items() if s in mine or cfg.incremental_mode == "extend"}
+    todo = [s for s in mine if s not in previous]
+    n_shards = max([first + new_shards, *(s + 1 for s in previous)])
+    return _Plan(keyed.df, keyed.total_rows, todo, previous, n_shards)
 
 
 def _extend(fs, root: str, cfg: Config, rows: int, new_shards: int, done: set[int]) -> int:
@@ -278,7 +325,7 @@ def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int],
         if not remaining:
             break
         if attempt:
-            log.warning("retrying %d failed shard(s) (attempt %d of %d)", len(remaining), attempt, cfg.max_shard_retry)
+            log.info("running %d failed shard(s) again in a new Spark job", len(remaining))
         planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
         try:
             rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, run["job_id"], run)
@@ -289,18 +336,34 @@ def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int],
                 "Spark job failed: %s", str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             )
             rows = []
-            committed = _done_shards(fs, root)
+            committed = committed_shards(fs, root)
             for s in remaining:
                 if s in committed:
                     written[s] = committed[s]
                 else:
                     errors[s] = "Spark job failed before this shard finished"
         for row in rows:
+            shard = row["shard_id"]
             if row["ok"]:
-                written[row["shard_id"]] = ShardStats.from_json(row["shard_id"], json.loads(row["stats"]))
-                errors.pop(row["shard_id"], None)
+                written[shard] = stats = ShardStats.from_json(shard, json.loads(row["stats"]))
+                errors.pop(shard, None)
+                log.debug(
+                    "shard %s: %d of %d samples succeeded in %.1fs",
+                    layout.shard_name(shard, cfg.oom_shard_count),
+                    stats.successes,
+                    stats.count,
+                    stats.duration,
+                )
             else:
-                errors[row["shard_id"]] = row["error"]
-                log.warning("shard %s failed: %s", row["shard_id"], row["error"])
+                errors[shard] = row["error"]
         remaining = [s for s in remaining if s not in written]
+        for s in remaining:  # one line per shard and attempt, with its reason
+            log.warning(
+                "shard %s failed (attempt %d of %d), %s: %s",
+                layout.shard_name(s, cfg.oom_shard_count),
+                attempt + 1,
+                cfg.max_shard_retry + 1,
+                "giving up" if attempt == cfg.max_shard_retry else "will retry",
+                errors.get(s, "no result"),
+            )
     return written, errors

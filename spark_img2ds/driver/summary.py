@@ -32,6 +32,8 @@ class Summary:
     shards_skipped: int = 0
     shards_failed: list[int] = field(default_factory=list)
     samples_this_run: int = 0
+    retried: int = 0  # retry_failed_from: rows downloaded again, and how many of them succeeded
+    recovered: int = 0
     duration: float = 0.0
     images_per_second: float = 0.0
     statistics: dict[str, Any] = field(default_factory=dict)  # shapes, classes, splits, valid / invalid / total
@@ -46,6 +48,8 @@ class Summary:
             f"this run: {self.samples_this_run} samples in {self.duration:.1f}s "
             f"({self.images_per_second:.1f} images/s)",
         ]
+        if self.retried:
+            lines.append(f"retry: {self.recovered} of {self.retried} failed rows recovered")
         for message, n in list(self.error_counts.items())[:5]:
             lines.append(f"  {n:>8}  {message}")
         return "\n".join(lines)
@@ -59,10 +63,14 @@ def summarize(
     written: dict[int, ShardStats],
     failed: list[int],
     duration: float,
+    retried: tuple[int, int] | None = None,
 ) -> Summary:
-    """The Summary of a run that found `previous` shards done and wrote `written`."""
+    """The Summary of a run that found `previous` shards done and wrote `written`.
+
+    retried: (rows downloaded again, rows recovered) of a retry_failed_from run, whose samples are those rows.
+    """
     totals = merge({**previous, **written}.values())
-    this_run = sum(s.count for s in written.values())
+    this_run = sum(s.count for s in written.values()) if retried is None else retried[0]
     return Summary(
         output_folder=cfg.output_folder,
         job_id=job_id,
@@ -78,6 +86,8 @@ def summarize(
         shards_skipped=len(previous),
         shards_failed=failed,
         samples_this_run=this_run,
+        retried=retried[0] if retried else 0,
+        recovered=retried[1] if retried else 0,
         duration=duration,
         images_per_second=this_run / duration if duration > 0 else 0.0,
         statistics={k: totals[k] for k in STATISTICS},
@@ -113,6 +123,11 @@ def summary_json(
         "error_counts": summary.error_counts,
         **summary.statistics,
         "samples_this_run": summary.samples_this_run,
+        **(
+            {"retry": {"retried": summary.retried, "recovered": summary.recovered, "errors": cfg.retry_errors}}
+            if cfg.retry_failed_from
+            else {}
+        ),
         "images_per_second": summary.images_per_second,
         "shards": {
             "total": summary.shards_total,

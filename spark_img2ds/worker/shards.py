@@ -51,7 +51,7 @@ def _await(future: Future, watchdog: ShardWatchdog | None) -> Sample:
                 watchdog.check()
 
 
-class _OpenShard:
+class OpenShard:
     """One shard being downloaded: its rows, its writer, its stats and its heartbeat."""
 
     def __init__(
@@ -84,7 +84,16 @@ class _OpenShard:
         self.stats = ShardStats(shard_id=shard_id, start_time=time.time())
         self.heartbeat = Heartbeat(fs, root, self.name, self.rows, heartbeat_every)
         self.submitted = 0  # rows handed to the pool
+        self.stored = 0  # rows written
         self.writer = None
+
+    def committed(self) -> ShardStats | None:
+        """The stats of this shard if an earlier attempt or run committed it: then it is not downloaded again."""
+        return committed_stats(self.fs, self.root, self.name, self.shard_id)
+
+    def download_args(self, i: int) -> tuple | None:
+        """What make_sample takes for row i (None: the row is not downloaded)."""
+        return self.urls[i], self.column_value(self.verify_at, i), self.column_value(self.bbox_at, i)
 
     def column_value(self, at: int | None, i: int) -> Any:
         """Row i's value of the additional column at that position (None: not configured)."""
@@ -100,6 +109,17 @@ class _OpenShard:
         """Store row i's outcome (rows come in index order); True once every row is stored."""
         cfg = self.cfg
         key = layout.sample_key(self.shard_id, self.indices[i], cfg.oom_sample_per_shard, cfg.oom_shard_count)
+        self.store(i, key, sample)
+        return self.advance()
+
+    def advance(self) -> bool:
+        """One more row stored; True once every row is."""
+        self.stored += 1
+        self.heartbeat.update(self.stored)
+        return self.stored == self.rows
+
+    def store(self, i: int, key: str, sample: Sample) -> None:
+        """Write row i's outcome under key and count it."""
         extras = [values[i] for values in self.extra_values]
         meta = self.columns.row(extras, self.captions[i], self.urls[i], key, sample)
         self.writer.write(key, sample.image, self.captions[i], meta, sample)
@@ -111,8 +131,6 @@ class _OpenShard:
                 extras[self.split_at] if self.split_at is not None else None,
                 labelled=self.label_at is not None,
             )
-        self.heartbeat.update(self.stats.count)
-        return self.stats.count == self.rows
 
     def commit(self) -> ShardStats:
         """Publish the shard's files, then its stats marker last."""
@@ -130,6 +148,13 @@ class _OpenShard:
 
 
 ShardOutcome = tuple[int, "ShardStats | Exception"]
+ShardFactory = Callable[..., OpenShard]  # OpenShard's arguments
+
+
+def _resolved(value: Any) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 def run_shards(
@@ -141,6 +166,7 @@ def run_shards(
     watchdog: ShardWatchdog | None = None,
     heartbeat_every: float = HEARTBEAT_SECONDS,
     run: dict | None = None,
+    open_shard: ShardFactory = OpenShard,
 ) -> Iterator[ShardOutcome]:
     """Download and write shards one after another through one window of requests.
 
@@ -149,6 +175,7 @@ def run_shards(
     index order and committed on its own: files first, its stats marker last. A shard
     whose marker already exists (a task retry after a lost executor, a speculative
     duplicate, a rerun) is not downloaded again: its committed stats are reported.
+    open_shard makes each shard (worker/rewrite.py makes shards that rewrite a committed one).
     A shard that fails (storage error, stall) is abandoned alone, with its files
     discarded, and reported with its error; the others go on. Heartbeats are written
     every heartbeat_every seconds; those of committed shards are removed at the end.
@@ -156,12 +183,12 @@ def run_shards(
     fs, root = storage.filesystem(cfg.output_folder, cfg.storage_options)
     upcoming = iter(tables)
     window = max(1, pool_size(cfg) * WINDOW_PER_THREAD)
-    pending: deque[tuple[_OpenShard, int, Future]] = deque()
+    pending: deque[tuple[OpenShard, int, Future]] = deque()
     ready: deque[ShardOutcome] = deque()  # outcomes known before the shard reaches the head
-    feeding: _OpenShard | None = None
+    feeding: OpenShard | None = None
     exhausted = False
-    head: _OpenShard | None = None
-    committed: list[_OpenShard] = []
+    head: OpenShard | None = None
+    committed: list[OpenShard] = []
 
     def next_table() -> tuple[int, pa.Table] | None:
         if watchdog is None:
@@ -169,13 +196,13 @@ def run_shards(
         with watchdog.paused():
             return next(upcoming, None)
 
-    def next_shard() -> _OpenShard | None:
+    def next_shard() -> OpenShard | None:
         nonlocal exhausted
         while (item := next_table()) is not None:
             shard_id, table = item
             try:
-                shard = _OpenShard(cfg, fs, root, shard_id, table, heartbeat_every, run)
-                done = committed_stats(fs, root, shard.name, shard_id)
+                shard = open_shard(cfg, fs, root, shard_id, table, heartbeat_every, run)
+                done = shard.committed()
                 if done is not None:
                     ready.append((shard_id, done))
                     continue
@@ -198,10 +225,10 @@ def run_shards(
                     return
             i = feeding.submitted
             feeding.submitted += 1
-            row = feeding.urls[i], feeding.column_value(feeding.verify_at, i), feeding.column_value(feeding.bbox_at, i)
-            pending.append((feeding, i, pool.submit(make_sample, *row)))
+            args = feeding.download_args(i)
+            pending.append((feeding, i, _resolved(None) if args is None else pool.submit(make_sample, *args)))
 
-    def drop(shard: _OpenShard, err: BaseException) -> None:
+    def drop(shard: OpenShard, err: BaseException) -> None:
         nonlocal feeding
         while pending and pending[0][0] is shard:
             pending.popleft()[2].cancel()  # do not spend the pool on a shard that is being abandoned
@@ -241,7 +268,7 @@ def run_shards(
                 yield shard.shard_id, err
                 fill()
                 continue
-            if on_sample is not None:
+            if on_sample is not None and sample is not None:  # None: a row kept as it was (rewrite.py)
                 on_sample()
             fill()
             if complete:

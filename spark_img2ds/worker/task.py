@@ -20,8 +20,9 @@ from spark_img2ds.dataset.columns import SHARD_COL
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
 from spark_img2ds.tuning.affinity import pinned_cpu
 from spark_img2ds.tuning.allocator import cap_malloc_arenas
+from spark_img2ds.worker.rewrite import RewrittenShard
 from spark_img2ds.worker.sample import SampleMaker, pool_size
-from spark_img2ds.worker.shards import run_shards
+from spark_img2ds.worker.shards import OpenShard, run_shards
 from spark_img2ds.worker.watchdog import ShardWatchdog
 
 RESULT_SCHEMA = pa.schema(
@@ -104,7 +105,8 @@ def partition_worker(
         ):
             start_threads(pool, pool_size(cfg))
             tables = _shard_tables(batches)
-            shards = run_shards(cfg, tables, make_sample, pool, bump, watchdog, heartbeat_every, run_info)
+            open_shard = RewrittenShard if cfg.retry_failed_from else OpenShard
+            shards = run_shards(cfg, tables, make_sample, pool, bump, watchdog, heartbeat_every, run_info, open_shard)
             for shard_id, outcome in shards:
                 if isinstance(outcome, Exception):
                     detail = "".join(traceback.format_exception_only(type(outcome), outcome)).strip()

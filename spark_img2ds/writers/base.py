@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from typing import IO, Any, ClassVar
 
 import fsspec
@@ -65,9 +66,11 @@ class ShardWriter:
         self._stack = contextlib.ExitStack()
         self.metadata: MetadataWriter | None = None
         try:
-            self.open_outputs()
+            # Opened first, so committed last: a rewritten shard (retry_failed_from) never has a metadata
+            # row calling a sample a success before the file that holds the sample is in place.
             if self.writes_metadata:
                 self.metadata = MetadataWriter(self.open(metadata_name(shard)), self.metadata_schema(schema))
+            self.open_outputs()
         except BaseException as err:
             self.abort(err)
             raise
@@ -89,7 +92,34 @@ class ShardWriter:
     def write_sample(self, key: str, image: bytes, caption: str | None, meta: dict[str, Any]) -> None:
         """Store one successful sample."""
 
+    @classmethod
+    def stored_samples(cls, fs: fsspec.AbstractFileSystem, root: str, shard: str) -> Iterator[tuple[str, Any]]:
+        """(key, what keep_sample takes) for every sample a committed shard's own files hold, in key order.
+
+        Read when a shard is rewritten (retry_failed_from); formats whose samples live in the
+        metadata parquet (parquet) or in files of their own (files) have none to carry over.
+        """
+        return iter(())
+
+    @classmethod
+    def stored_rows(cls, status: str) -> bool:
+        """Whether stored_samples holds an entry for a row of this status (its absence means a damaged shard)."""
+        return False
+
+    def keep_sample(self, key: str, stored: Any) -> None:
+        """Store again, unchanged, a sample read by stored_samples."""
+
+    def forget(self, key: str) -> None:
+        """Remove what an interrupted rewrite may have left of a row that failed again (files keeps no index)."""
+
     # -- used by the shard worker ---------------------------------------
+    def keep(self, key: str, row: dict[str, Any], stored: Any) -> None:
+        """Write again, as read, a row of a shard being rewritten: its stored sample (if any), its metadata row."""
+        if stored is not None:
+            self.keep_sample(key, stored)
+        if self.metadata is not None:
+            self.metadata.add(row)
+
     def write(
         self, key: str, image: bytes | None, caption: str | None, meta: dict[str, Any], sample: Any = None
     ) -> None:

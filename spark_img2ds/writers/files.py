@@ -17,3 +17,10 @@ class FilesWriter(ShardWriter):
         write_committed(self.fs, join(folder, f"{key}.json"), sample_json(meta))
         if self.cfg.caption_col:
             write_committed(self.fs, join(folder, f"{key}.txt"), (caption or "").encode())
+
+    def forget(self, key: str) -> None:
+        folder = join(self.root, self.shard)
+        for ext in (self.image_ext, "json", "txt"):
+            path = join(folder, f"{key}.{ext}")
+            if self.fs.exists(path):
+                self.fs.rm(path)

@@ -9,11 +9,16 @@ array and the manifest rows, and a killed task leaves nothing under the final na
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from spark_img2ds.arrays.npz import SCHEMA_VERSION, NpzStream
+import fsspec
+import numpy as np
+
+from spark_img2ds.arrays.npz import MANIFEST_KEY, SCHEMA_VERSION, NpzStream, read_manifest
 from spark_img2ds.arrays.options import CONVERTER_VERSION
 from spark_img2ds.dataset.columns import OUTCOME_COLUMNS, SUCCESS, URL
+from spark_img2ds.dataset.storage import join
 from spark_img2ds.writers.base import ShardWriter
 
 # Columns that describe the outcome, not the input: kept out of a row's passed-through metadata.
@@ -50,6 +55,25 @@ class NpzWriter(ShardWriter):
             }
         )
         super().write(key, None, caption, meta, sample)  # the metadata parquet row; no image bytes
+
+    @classmethod
+    def stored_samples(cls, fs: fsspec.AbstractFileSystem, root: str, shard: str) -> Iterator[tuple[str, Any]]:
+        """(key, (manifest row, array or None)) for every row of the committed shard's manifest, failures too."""
+        with fs.open(join(root, f"{shard}.npz"), "rb") as f, np.load(f, allow_pickle=False) as data:
+            for row in read_manifest(data[MANIFEST_KEY])["rows"]:
+                array = data[row["key"]] if row.get("status") == SUCCESS else None
+                yield row["key"], (row, array)
+
+    @classmethod
+    def stored_rows(cls, status: str) -> bool:
+        return True
+
+    def keep(self, key: str, row: dict[str, Any], stored: Any) -> None:
+        manifest_row, array = stored
+        if array is not None:
+            self.stream.add(key, array)
+        self.rows.append(manifest_row)
+        super().keep(key, row, None)
 
     def finish(self) -> None:
         ok = sum(r["status"] == SUCCESS for r in self.rows)

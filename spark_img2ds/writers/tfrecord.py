@@ -11,10 +11,14 @@ length (uint64), masked CRC32C of the length, the data, masked CRC32C of the dat
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import IO, Any
 
 import crc32c
+import fsspec
 
+from spark_img2ds.dataset.columns import SUCCESS
+from spark_img2ds.dataset.storage import join
 from spark_img2ds.writers.base import ShardWriter
 
 _MASK_DELTA = 0xA282EAD8
@@ -74,6 +78,57 @@ def example(features: dict[str, Any]) -> bytes:
     return _field(1, entries)
 
 
+def read_records(f: IO[bytes]) -> Iterator[bytes]:
+    """The records of a TFRecord file, framing and checksums verified (ValueError on a damaged file)."""
+    while head := f.read(12):
+        if len(head) < 12 or struct.unpack("<I", head[8:])[0] != masked_crc(head[:8]):
+            raise ValueError("damaged TFRecord: bad length header")
+        (length,) = struct.unpack("<Q", head[:8])
+        record, tail = f.read(length), f.read(4)
+        if len(record) < length or len(tail) < 4 or struct.unpack("<I", tail)[0] != masked_crc(record):
+            raise ValueError("damaged TFRecord: truncated record or bad checksum")
+        yield record
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("damaged protobuf: bad varint")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(field number, payload) of the length-delimited fields of a message (the only kind an Example nests)."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_varint(data, pos)
+        if tag & 7 != 2:
+            raise ValueError("damaged Example: a field that is not length-delimited")
+        size, pos = _read_varint(data, pos)
+        if pos + size > len(data):
+            raise ValueError("damaged Example: a field runs past the end")
+        yield tag >> 3, data[pos : pos + size]
+        pos += size
+
+
+def bytes_feature(record: bytes, name: str) -> bytes | None:
+    """The first value of a bytes_list feature of a serialised Example (None if it has none by that name)."""
+    wanted = name.encode("utf-8")
+    for _, features in _fields(record):
+        for _, entry in _fields(features):
+            parts = dict(_fields(entry))
+            if parts.get(1) == wanted:
+                kind = dict(_fields(parts.get(2, b"")))
+                values = [v for n, v in _fields(kind.get(1, b"")) if n == 1]
+                return values[0] if values else None
+    return None
+
+
 class TFRecordWriter(ShardWriter):
     def open_outputs(self) -> None:
         self.out: IO[bytes] = self.open(f"{self.shard}.tfrecord")
@@ -85,3 +140,20 @@ class TFRecordWriter(ShardWriter):
         if self.cfg.caption_col:
             features["txt"] = caption or ""
         self.out.write(frame(example(features)))
+
+    @classmethod
+    def stored_samples(cls, fs: fsspec.AbstractFileSystem, root: str, shard: str) -> Iterator[tuple[str, Any]]:
+        """(key, the record as stored) per Example of the committed file."""
+        with fs.open(join(root, f"{shard}.tfrecord"), "rb") as f:
+            for record in read_records(f):
+                key = bytes_feature(record, "key")
+                if key is None:
+                    raise ValueError(f"{shard}.tfrecord holds an Example without a key")
+                yield key.decode(), record
+
+    @classmethod
+    def stored_rows(cls, status: str) -> bool:
+        return status == SUCCESS
+
+    def keep_sample(self, key: str, stored: Any) -> None:
+        self.out.write(frame(stored))

@@ -99,3 +99,22 @@ def test_cli_reaches_s3_through_the_standard_aws_variables(server, s3, bucket, t
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = read_metadata(f"{bucket}/env", s3["storage_options"])
     assert [r["status"] for r in rows] == ["success", "failed_to_download"]
+
+
+def test_s3_retry_failed_rewrites_a_shard_in_the_bucket(spark, server, s3, bucket, tmp_path):
+    so = s3["storage_options"]
+    remote = f"{bucket}/retry"
+    rows = [{"url": f"{server.url}/flaky/s3retry{i}/china.jpg", "caption": "c", "rid": str(i)} for i in range(2)]
+    rows.append({"url": f"{server.url}/img/coffee.jpg", "caption": "c", "rid": "2"})
+    url_list = write_csv(tmp_path / "urls.csv", rows, ["url", "caption", "rid"])
+    first = download(str(url_list), spark=spark, output_folder=remote, storage_options=so, **OPTS)
+    kept = read_tars(remote, so)
+    assert (first.successes, sorted(kept)) == (1, ["000002"])
+
+    summary = download(retry_failed_from=remote, storage_options=so, spark=spark)
+    assert (summary.recovered, summary.successes) == (2, 3)
+    samples = read_tars(remote, so)
+    assert sorted(samples) == ["000000", "000001", "000002"] and samples["000002"] == kept["000002"]
+    assert [r["status"] for r in read_metadata(remote, so)] == ["success"] * 3
+    fs = s3fs.S3FileSystem(**so)
+    assert not [p for p in fs.ls(remote) if "tmp" in p]

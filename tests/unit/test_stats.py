@@ -239,3 +239,30 @@ def test_dataset_statistics_are_counted_per_shard_and_merged():
     assert totals["class_counts"] == {"cat": 2, "dog": 1}
     assert totals["split_counts"] == {"train": 2, "val": 1}
     assert totals["missing_labels"] == 1
+
+
+def test_forget_takes_back_a_failed_row_so_a_retry_counts_it_again():
+    s = sample_shard()
+    s.forget("failed_to_download", "timeout")
+    s.record("success", None, 700)
+    s.record_valid("10x10x3")
+    assert (s.count, s.successes, s.failed_to_download, s.failed_to_resize) == (7, 4, 2, 1)
+    assert "timeout" not in s.status_dict and s.status_dict["HTTP error 404"] == 2
+    s.forget("failed_to_resize", "image decoding error")
+    assert (s.count, s.failed_to_resize) == (6, 0) and "image decoding error" not in s.status_dict
+
+
+def test_forget_of_a_folded_message_takes_it_from_the_other_errors_bucket():
+    s = ShardStats(0)
+    s.status_dict[OTHER_ERRORS] = 2
+    s.count, s.failed_to_download = 2, 2
+    s.forget("failed_to_download", "a message that was folded")
+    assert s.status_dict[OTHER_ERRORS] == 1 and s.count == 1
+
+
+def test_forget_refuses_a_success():
+    try:
+        sample_shard().forget("success", None)
+    except ValueError:
+        return
+    raise AssertionError("a success was taken back")

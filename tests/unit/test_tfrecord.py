@@ -7,6 +7,7 @@ against the format's definition computed with a plain bitwise CRC32C.
 
 from __future__ import annotations
 
+import io
 import struct
 import tempfile
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from tfrecord import example_pb2
 from tfrecord.reader import tfrecord_iterator
 
-from spark_img2ds.writers.tfrecord import example, frame, masked_crc
+from spark_img2ds.writers.tfrecord import bytes_feature, example, frame, masked_crc, read_records
 
 
 def bitwise_crc32c(data: bytes) -> int:
@@ -111,3 +112,47 @@ def _masked(crc: int) -> int:
 
 def test_the_same_features_give_the_same_bytes_whatever_their_order():
     assert example({"a": 1, "b": "x"}) == example({"b": "x", "a": 1})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(metadata, min_size=0, max_size=5), st.binary(min_size=1, max_size=40))
+def test_our_reader_takes_back_what_the_writer_framed_and_keys(rows, key):
+    """The reader a retry uses (read_records, bytes_feature) against protobuf's parse of the same records."""
+    records = [example({**r, "key": key}) for r in rows]
+    stream = b"".join(frame(r) for r in records)
+    assert list(read_records(io.BytesIO(stream))) == records
+    for record in records:
+        assert bytes_feature(record, "key") == key == parse(record)["key"][1][0]
+        assert bytes_feature(record, "no such feature") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_damaged_bytes_fail_with_value_error_only(data):
+    try:
+        list(read_records(io.BytesIO(data)))
+    except ValueError:
+        pass
+    try:
+        bytes_feature(data, "key")
+    except ValueError:
+        pass
+
+
+def test_a_flipped_byte_or_a_cut_is_detected():
+    stream = frame(example({"key": b"000001", "jpg": b"x" * 50}))
+    for pos in (0, 9, 20, len(stream) - 1):
+        damaged = bytearray(stream)
+        damaged[pos] ^= 0x40
+        try:
+            list(read_records(io.BytesIO(bytes(damaged))))
+        except ValueError as err:
+            assert "damaged TFRecord" in str(err)
+        else:
+            raise AssertionError(f"a flipped byte at {pos} went unnoticed")
+    try:
+        list(read_records(io.BytesIO(stream[:-3])))
+    except ValueError as err:
+        assert "truncated" in str(err)
+    else:
+        raise AssertionError("a cut record went unnoticed")
