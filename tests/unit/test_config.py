@@ -229,7 +229,6 @@ def test_additional_columns_are_kept_in_order():
     assert make().additional_columns == []
 
 
-
 @pytest.mark.parametrize("key", [123, True])
 def test_non_string_option_name_is_a_config_error(key):
     with pytest.raises(ConfigError, match="unknown option"):
@@ -550,3 +549,19 @@ def test_the_logged_options_are_the_changed_ones_with_secrets_hidden():
         "image_size": 64,
         "storage_options": {"secret": "***"},
     }
+
+
+def test_pin_cpus_auto_pins_in_local_mode_only():
+    auto = Config(url_list="u.txt")
+    assert auto.pin_cpus == "auto"
+    assert auto.pins_cpus("local[2]") and auto.pins_cpus("local-cluster[2,1,1024]")
+    assert not auto.pins_cpus("yarn") and not auto.pins_cpus("k8s://https://api:6443")
+    assert not auto.pins_cpus("spark://master:7077")
+    assert Config(url_list="u.txt", pin_cpus=True).pins_cpus("yarn")
+    assert not Config(url_list="u.txt", pin_cpus=False).pins_cpus("local[2]")
+    assert Config.from_dict({"url_list": "u.txt", "pin_cpus": "TRUE"}).pin_cpus is True
+    assert Config.from_dict({"url_list": "u.txt", "pin_cpus": "auto"}).pin_cpus == "auto"
+    with pytest.raises(ConfigError, match="pin_cpus must be auto, true or false"):
+        Config(url_list="u.txt", pin_cpus="sometimes")
+    with pytest.raises(ConfigError, match="pin_cpus must be auto, true or false"):
+        Config(url_list="u.txt", pin_cpus=1)
