@@ -83,8 +83,44 @@ def stop_before_exit(spark) -> None:
     jsc.stop()
 
 
+def _status(argv: list[str]) -> int:
+    """spark-img2ds status OUT [--json]: how far the run writing OUT is, from its files."""
+    import json
+    import time
+
+    from spark_img2ds.dataset import storage
+    from spark_img2ds.dataset.status import format_status, read_status
+    from spark_img2ds.secrets import redact_url
+
+    parser = _Parser(prog=f"{PROG} status", description="How far a run is (or how it ended), read from OUT's files.")
+    parser.add_argument("output_folder", metavar="OUT", help="the dataset folder or URL (s3://...)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON, for scripts")
+    parser.add_argument("--storage_options", default="{}", help="fsspec options as JSON (default: the environment's)")
+    args = parser.parse_args(argv)
+    try:
+        options = json.loads(args.storage_options)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"storage_options is not valid JSON: {err.msg}") from None
+    fs, root = storage.filesystem(args.output_folder, options)
+    if not fs.exists(root):
+        raise ConfigError(f"{redact_url(args.output_folder)} does not exist")
+    status = read_status(fs, root, time.time())
+    shown = redact_url(args.output_folder)
+    print(json.dumps(status.to_json(), indent=2) if args.json else format_status(status, shown))
+    return 0 if status.state in ("running", "finished") else 1
+
+
+SUBCOMMANDS = {"status": _status}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        try:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        except Img2dsError as err:
+            print(f"{PROG} {argv[0]}: error: {err}", file=sys.stderr)
+            return 2
     try:
         cfg = config_from_args(argv)
     except Img2dsError as err:

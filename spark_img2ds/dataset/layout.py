@@ -4,6 +4,7 @@
 {shard}.tar / ...      the format's samples (see writers/)
 {shard}_stats.json     written last: its presence marks the shard complete
 _running/{shard}.json  heartbeats of shards being written (removed at the end of a run)
+_job.json              the plan of the run under way (or last run), written by the driver when it starts
 _summary.json          the run's summary, written by the driver
 _SUCCESS               written when every shard is complete
 """
@@ -15,6 +16,7 @@ import math
 STATS_SUFFIX = "_stats.json"
 METADATA_SUFFIX = ".parquet"
 SUMMARY_FILE = "_summary.json"
+JOB_FILE = "_job.json"
 SUCCESS_FILE = "_SUCCESS"
 RUNNING_DIR = "_running"
 EXTENDS_FILE = "_extends.json"  # incremental_mode=extend: which input went to which shards

@@ -58,6 +58,7 @@ def _run_spark_job(
     root: str,
     group: str,
     run: dict | None = None,
+    attempt: int = 0,
 ):
     """One Spark job over the given shards; returns its result rows (or raises the Spark error)."""
     from spark_img2ds.driver import sharding
@@ -70,18 +71,20 @@ def _run_spark_job(
     if not (cfg.url_list is None or isinstance(cfg.url_list, str)):
         worker_cfg = dataclasses.replace(worker_cfg, url_list="<DataFrame>")
     per_task = sharding.shards_per_task(cfg.shards_per_task, len(shard_ids), sc.master, sc.defaultParallelism)
-    # Accumulators reach the driver when a task ends; tasks of several shards report progress in heartbeats too.
-    from_heartbeats = per_task > 1
-    heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if from_heartbeats else HEARTBEAT_SECONDS
+    # Accumulators reach the driver when a task ends; until then running shards report progress in heartbeats,
+    # as often as the progress lines locally, every HEARTBEAT_SECONDS on a cluster (a write per running shard).
+    local = sc.master.startswith("local")
+    heartbeat_every = min(HEARTBEAT_SECONDS, cfg.progress_interval) if local else HEARTBEAT_SECONDS
     out = sharding.shards_to_run(keyed, shard_ids, per_task=per_task).mapInArrow(
         partition_worker(worker_cfg, samples_done, shards_done, heartbeat_every, run_tag=group, run_info=run),
         RESULT_DDL,
     )
     box: dict[str, Any] = {}
+    description = job_description(cfg, shard_ids, attempt)
 
     def collect() -> None:
         try:
-            sc.setJobGroup(group, "spark_img2ds: download shards")  # thread-local: this thread's jobs only
+            sc.setJobGroup(group, description)  # thread-local: this thread's jobs only
             box["rows"] = out.collect()
         except BaseException as err:  # re-raised in the driver thread below
             box["error"] = err
@@ -97,7 +100,6 @@ def _run_spark_job(
         max(cfg.shard_stall_limit, 3 * cfg.progress_interval),
         fs,
         root,
-        from_heartbeats,
     )
     if "error" in box:
         raise box["error"]
@@ -122,6 +124,15 @@ def _open_output(cfg: Config, folder: str, option: str):
         raise ConfigError(f"{option} {redact_url(folder)!r} cannot be opened: {err}") from None
     storage.check_writable(fs, root, redact_url(folder))
     return fs, root
+
+
+def job_description(cfg: Config, shard_ids: list[int], attempt: int) -> str:
+    """What the Spark UI shows for a download job: which shards, of which dataset, which attempt (pure)."""
+    names = [layout.shard_name(s, cfg.oom_shard_count) for s in sorted(shard_ids)]
+    which = names[0] if len(names) == 1 else f"{len(names)} shards {names[0]}..{names[-1]}" if names else "no shard"
+    verb = "rewrite" if cfg.retry_failed_from else "download"
+    again = f" (attempt {attempt + 1} of {cfg.max_shard_retry + 1})" if attempt else ""
+    return f"spark_img2ds: {verb} {which} of {redact_url(cfg.output_folder)}{again}"
 
 
 def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
@@ -175,6 +186,19 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
                 len(plan.previous),
                 len(plan.todo),
             )
+        storage.write_json(
+            fs,
+            storage.join(root, layout.JOB_FILE),
+            {
+                "job_id": job_id,
+                "started": started,
+                "output_folder": redact_url(cfg.output_folder),
+                "rows": None if cfg.retry_failed_from else plan.total_rows,
+                "shards_total": plan.shards_total,
+                "shards_to_run": len(plan.todo),
+                "retry_failed_from": cfg.retry_failed_from is not None,
+            },
+        )
         if plan.todo and not cfg.retry_failed_from and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
             fs.rm(storage.join(root, layout.SUCCESS_FILE))
         _cleanup(fs, root, "an earlier run")
@@ -328,7 +352,7 @@ def _run_with_retries(spark, keyed, cfg: Config, fs, root: str, todo: list[int],
             log.info("running %d failed shard(s) again in a new Spark job", len(remaining))
         planned = min(total_rows, len(remaining) * cfg.number_sample_per_shard)
         try:
-            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, run["job_id"], run)
+            rows = _run_spark_job(spark, keyed, cfg, remaining, planned, fs, root, run["job_id"], run, attempt)
         except Img2dsError:
             raise
         except Exception as err:  # the Spark job aborted: keep what its shards committed

@@ -30,12 +30,11 @@ def watch(
     stall_after: float,
     fs,
     root: str,
-    from_heartbeats: bool,
 ) -> None:
     """Log progress every interval seconds until thread ends; list the running shards when none finished lately.
 
-    counts() gives (samples, shards) the finished tasks reported; with from_heartbeats,
-    what running tasks wrote in their heartbeats is added.
+    counts() gives (samples, shards) the finished tasks reported; what running tasks wrote
+    in their heartbeats is added.
     """
     started = time.time()
     last_change, last_done = started, 0
@@ -44,12 +43,11 @@ def watch(
         if not thread.is_alive():
             break
         samples, shards = counts()
-        if from_heartbeats:
-            try:
-                beat_samples, beat_shards = heartbeat_progress(fs, root)
-            except Exception:  # progress is a report: never end a run over it
-                beat_samples, beat_shards = 0, 0
-            samples, shards = min(planned, samples + beat_samples), min(planned_shards, shards + beat_shards)
+        try:
+            beat_samples, beat_shards = heartbeat_progress(fs, root)
+        except Exception:  # progress is a report: never end a run over it
+            beat_samples, beat_shards = 0, 0
+        samples, shards = min(planned, samples + beat_samples), min(planned_shards, shards + beat_shards)
         log.info(progress_line(time.time() - started, samples, planned, shards, planned_shards))
         now = time.time()
         if shards != last_done:
