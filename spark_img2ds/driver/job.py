@@ -217,7 +217,9 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         previous = {s: st for s, st in previous.items() if s not in written}
         missing = [s for s in range(plan.shards_total) if s not in previous and s not in written]
         failed = sorted({*failed, *missing})
-    summary = summarize(cfg, job_id, plan.shards_total, previous, written, failed, time.time() - started, retried)
+    summary = summarize(
+        cfg, job_id, plan.shards_total, previous, written, failed, time.time() - started, retried, spark
+    )
     storage.write_json(
         fs,
         storage.join(root, layout.SUMMARY_FILE),

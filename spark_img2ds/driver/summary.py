@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spark_img2ds import __version__
 from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout
 from spark_img2ds.dataset.stats import ShardStats, merge
+from spark_img2ds.errors import Img2dsError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 # The dataset statistics merged from the shards' stats (dataset/stats.py), as _summary.json names them.
 STATISTICS = ("valid", "invalid", "total", "shape_distribution", "class_counts", "split_counts", "missing_labels")
@@ -37,6 +41,34 @@ class Summary:
     duration: float = 0.0
     images_per_second: float = 0.0
     statistics: dict[str, Any] = field(default_factory=dict)  # shapes, classes, splits, valid / invalid / total
+    # What samples() reads: where the shard parquets are, and how.
+    _spark: SparkSession | None = field(default=None, repr=False, compare=False)
+    _folder: str | None = field(default=None, repr=False, compare=False)
+    _format: str | None = field(default=None, repr=False, compare=False)
+    _image_column: str | None = field(default=None, repr=False, compare=False)
+
+    def samples(self) -> DataFrame:
+        """Per-sample results as a Spark DataFrame, read from the shard parquets (one row per input row).
+
+        Columns: the saved extra columns, caption, url, key, status, error_message, width, height,
+        original_width, original_height, exif and the hash (the image bytes of the parquet format left out).
+        """
+        from pyspark.sql import SparkSession
+
+        if self._format == "dummy":
+            raise Img2dsError("output_format dummy keeps no per-sample results: only the stats")
+        spark = self._spark or SparkSession.getActiveSession()
+        if spark is None or self._folder is None:
+            raise Img2dsError("samples() needs the Spark session of the run that made this summary")
+        reader = spark.read.option("pathGlobFilter", f"*{layout.METADATA_SUFFIX}").option("mergeSchema", "true")
+        try:
+            df = reader.parquet(self._folder)
+        except Exception as err:
+            if self._folder.startswith("s3://") and "s3" in str(err):  # a Spark without EMRFS: Hadoop's S3A
+                df = reader.parquet("s3a://" + self._folder[len("s3://") :])
+            else:
+                raise
+        return df.drop(self._image_column) if self._image_column in df.columns else df
 
     def __str__(self) -> str:
         state = "complete" if self.complete else f"INCOMPLETE ({len(self.shards_failed)} shard(s) failed)"
@@ -64,6 +96,7 @@ def summarize(
     failed: list[int],
     duration: float,
     retried: tuple[int, int] | None = None,
+    spark: SparkSession | None = None,
 ) -> Summary:
     """The Summary of a run that found `previous` shards done and wrote `written`.
 
@@ -91,6 +124,10 @@ def summarize(
         duration=duration,
         images_per_second=this_run / duration if duration > 0 else 0.0,
         statistics={k: totals[k] for k in STATISTICS},
+        _spark=spark,
+        _folder=cfg.output_folder,
+        _format=cfg.output_format,
+        _image_column=cfg.encode_format if cfg.output_format == "parquet" else None,
     )
 
 

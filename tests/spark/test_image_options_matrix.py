@@ -43,6 +43,7 @@ def test_image_options_end_to_end(spark, server, image_dir, tmp_path, mode, only
     summary = download(str(url_list), spark=spark, output_folder=str(out), output_format="files",
                        image_size=SIZE, resize_mode=mode, resize_only_if_bigger=only_if_bigger,
                        skip_reencode=skip_reencode, encode_format=encode_format, thread_count=3, timeout=5,
+                       encode_quality=9 if encode_format == "png" else 95,
                        allow_private_networks=True)  # fmt: skip
     assert summary.successes == len(SOURCES)
     rows = sorted(read_metadata(str(out)), key=lambda r: r["key"])
