@@ -110,7 +110,18 @@ def _status(argv: list[str]) -> int:
     return 0 if status.state in ("running", "finished") else 1
 
 
-SUBCOMMANDS = {"status": _status}
+def _schema(argv: list[str]) -> int:
+    """spark-img2ds schema: the JSON Schema of a YAML config file."""
+    import json
+
+    from spark_img2ds.schema import config_schema
+
+    _Parser(prog=f"{PROG} schema", description="Print the JSON Schema of a --config YAML file.").parse_args(argv)
+    print(json.dumps(config_schema(), indent=2))
+    return 0
+
+
+SUBCOMMANDS = {"status": _status, "schema": _schema}
 
 
 def main(argv: list[str] | None = None) -> int:
