@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint venv java clean bench
+.PHONY: demo test test-unit lint venv java clean bench dist
 
 java:
 	@if [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; then exit 0; fi; \
@@ -40,5 +40,10 @@ test: java venv lint
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
+# What a cluster needs (tools/make_dist.py): the wheel, the --py-files zip and a packed virtualenv.
+dist: venv
+	$(PY) -m pip install --quiet -c constraints.txt venv-pack
+	$(PY) tools/make_dist.py --out dist
+
 clean:
-	rm -rf $(VENV) demo_output demo_output_urls.csv .pytest_cache
+	rm -rf dist $(VENV) demo_output demo_output_urls.csv .pytest_cache

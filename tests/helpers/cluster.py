@@ -149,8 +149,18 @@ class StandaloneCluster:
             time.sleep(0.3)
         raise RuntimeError(f"timed out waiting for {what}; logs in {self.workdir}")
 
-    def submit(self, args: list[str], conf: dict[str, str] | None = None, log_name: str = "driver.log"):
-        """Start spark-submit of the job entrypoint (client mode) in its own process group."""
+    def submit(
+        self,
+        args: list[str],
+        conf: dict[str, str] | None = None,
+        log_name: str = "driver.log",
+        submit_args: list[str] | None = None,
+        python: str | None = None,
+    ):
+        """Start spark-submit of the job entrypoint (client mode) in its own process group.
+
+        submit_args go before the script (--py-files ...); python is the driver's and executors' interpreter.
+        """
         confs = {
             "spark.executor.memory": "512m",
             "spark.ui.enabled": "false",
@@ -160,9 +170,13 @@ class StandaloneCluster:
         cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.master_url]
         for k, v in confs.items():
             cmd += ["--conf", f"{k}={v}"]
-        cmd += [str(JOB), *args]
+        cmd += [*(submit_args or []), str(JOB), *args]
+        env = spark_env()
+        if python is not None:  # that interpreter's own paths only
+            env.update(PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python)
+            env.pop("PYTHONPATH", None)
         log = open(self.workdir / log_name, "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(cmd, env=spark_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self._started.append(proc)
         return proc
 
