@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-unit lint venv java clean bench dist
+.PHONY: demo test test-unit lint venv java clean bench dist browser
 
 java:
 	@if [ -n "$$JAVA_HOME" ] && [ -x "$$JAVA_HOME/bin/java" ]; then exit 0; fi; \
@@ -33,7 +33,12 @@ bench: java venv
 lint: venv
 	$(PY) -m ruff check .
 
-test: java venv lint
+# Debian's Chromium, for the test that opens the run report as a person would (needs root or sudo-less apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	|| { echo "error: chromium is missing and could not be installed (apt-get install chromium)" >&2; exit 1; }
+
+test: java venv lint browser
 	$(PY) -m pytest
 
 # The quick loop: no Spark, no JVM (tests/spark and tests/cluster need them).

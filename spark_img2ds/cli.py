@@ -121,7 +121,30 @@ def _schema(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"status": _status, "schema": _schema}
+def _report(argv: list[str]) -> int:
+    """spark-img2ds report OUT: (re)build OUT/_report.html from its files."""
+    import json
+
+    from spark_img2ds.dataset import storage
+    from spark_img2ds.report.build import write_report
+    from spark_img2ds.secrets import redact_url
+
+    parser = _Parser(prog=f"{PROG} report", description="Build OUT/_report.html, for a finished or running run.")
+    parser.add_argument("output_folder", metavar="OUT", help="the dataset folder or URL (s3://...)")
+    parser.add_argument("--storage_options", default="{}", help="fsspec options as JSON (default: the environment's)")
+    args = parser.parse_args(argv)
+    try:
+        options = json.loads(args.storage_options)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"storage_options is not valid JSON: {err.msg}") from None
+    fs, root = storage.filesystem(args.output_folder, options)
+    if not fs.exists(root):
+        raise ConfigError(f"{redact_url(args.output_folder)} does not exist")
+    print(write_report(fs, root, redact_url(args.output_folder)))
+    return 0
+
+
+SUBCOMMANDS = {"status": _status, "schema": _schema, "report": _report}
 
 
 def main(argv: list[str] | None = None) -> int:

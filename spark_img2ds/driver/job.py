@@ -126,6 +126,18 @@ def _open_output(cfg: Config, folder: str, option: str):
     return fs, root
 
 
+def _report(fs, root: str, cfg: Config) -> None:
+    """Write _report.html; a report never fails a run."""
+    from spark_img2ds.report.build import write_report
+
+    try:
+        path = write_report(fs, root, redact_url(cfg.output_folder))
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not write the run report: %s", err)
+        return
+    log.info("report: %s", path)
+
+
 def job_description(cfg: Config, shard_ids: list[int], attempt: int) -> str:
     """What the Spark UI shows for a download job: which shards, of which dataset, which attempt (pure)."""
     names = [layout.shard_name(s, cfg.oom_shard_count) for s in sorted(shard_ids)]
@@ -225,6 +237,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
         storage.join(root, layout.SUMMARY_FILE),
         summary_json(summary, cfg, {**previous, **written}, errors, started),
     )
+    _report(fs, root, cfg)
     if retried is not None:
         log.info("retry: %d of %d rows recovered, %d shard(s) rewritten", retried[1], retried[0], len(written))
     if failed:
