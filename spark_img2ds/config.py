@@ -26,7 +26,7 @@ from spark_img2ds.imaging.options import (
     RESIZE_MODES,
     ImageOptions,
 )
-from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, AddressPolicy
+from spark_img2ds.net.policy import MAX_CONNECTIONS_PER_HOST, MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, AddressPolicy
 from spark_img2ds.net.robots import DEFAULT_DISALLOWED_DIRECTIVES
 from spark_img2ds.secrets import redact, redact_url
 from spark_img2ds.validation import LIST_OPTIONS, field_kinds, validate
@@ -171,6 +171,11 @@ class Config:
         "addresses or CIDR networks admitted whatever their class (cloud metadata excepted); a JSON list on the CLI",
     )
     max_redirects: int = _opt(MAX_REDIRECTS, "redirects followed per download")
+    max_connections_per_host: int = _opt(
+        MAX_CONNECTIONS_PER_HOST,
+        "requests in flight to one host from one Spark task; a host answering 429/503 also gets a cool-down "
+        "(doubling, or its Retry-After); 0: no limit",
+    )
     proxy: str | None = _opt(
         None, "http(s)://[user:password@]host:port of a forward proxy; default: HTTPS_PROXY / HTTP_PROXY, NO_PROXY"
     )

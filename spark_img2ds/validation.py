@@ -61,6 +61,7 @@ def validate(c: Any) -> None:
         "malloc_arena_max",
         "max_redirects",
         "max_download_bytes",
+        "max_connections_per_host",
     ):
         v = getattr(c, name)
         require(is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")

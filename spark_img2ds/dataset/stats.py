@@ -17,6 +17,7 @@ OTHER_VALUES = "(other)"
 # The dataset statistics of successful samples: (field, key in the stats file and summary).
 STATISTICS_KEY = "dataset_statistics"
 DISTRIBUTIONS = (("shapes", "shape_distribution"), ("classes", "class_counts"), ("splits", "split_counts"))
+POLITENESS_KEY = "politeness"  # requests delayed for their host, hosts that answered 429/503
 
 
 def count_capped(counter: Counter, key: str, n: int = 1) -> None:
@@ -51,6 +52,14 @@ class ShardStats:
     classes: Counter = field(default_factory=Counter)
     splits: Counter = field(default_factory=Counter)
     missing_labels: int = 0
+    requests_delayed: int = 0  # downloads that waited for their host (politeness)
+    throttled_hosts: Counter = field(default_factory=Counter)  # host -> 429/503 answers that started a cool-down
+
+    def record_politeness(self, delayed: bool, throttled_host: str | None) -> None:
+        """What a download's politeness cost: a wait for its host, a cool-down its host asked for."""
+        self.requests_delayed += bool(delayed)
+        if throttled_host:
+            count_capped(self.throttled_hosts, throttled_host)
 
     def record_valid(self, shape: str | None, label: Any = None, split: Any = None, labelled: bool = False) -> None:
         """What a successful sample adds to the dataset statistics (labelled: a label column is configured)."""
@@ -112,11 +121,13 @@ class ShardStats:
                 **{key: dict(getattr(self, name)) for name, key in DISTRIBUTIONS},
                 "missing_labels": self.missing_labels,
             },
+            POLITENESS_KEY: {"requests_delayed": self.requests_delayed, "throttled_hosts": dict(self.throttled_hosts)},
         }
 
     @classmethod
     def from_json(cls, shard_id: int, data: dict[str, Any]) -> ShardStats:
         extra = data.get(STATISTICS_KEY) or {}
+        polite = data.get(POLITENESS_KEY) or {}
         return cls(
             shard_id=shard_id,
             count=int(data.get("count", 0)),
@@ -129,6 +140,8 @@ class ShardStats:
             status_dict=Counter(data.get("status_dict", {})),
             **{name: Counter(extra.get(key) or {}) for name, key in DISTRIBUTIONS},
             missing_labels=int(extra.get("missing_labels", 0)),
+            requests_delayed=int(polite.get("requests_delayed", 0)),
+            throttled_hosts=Counter(polite.get("throttled_hosts") or {}),
         )
 
 
@@ -137,9 +150,13 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
     total = {"count": 0, "successes": 0, "failed_to_download": 0, "failed_to_resize": 0, "bytes_downloaded": 0}
     errors: Counter = Counter()
     distributions: dict[str, Counter] = {key: Counter() for _, key in DISTRIBUTIONS}
-    missing = 0
+    missing = delayed = 0
+    throttled: Counter = Counter()
     for s in shards:
         missing += s.missing_labels
+        delayed += s.requests_delayed
+        for host, n in s.throttled_hosts.items():
+            count_capped(throttled, host, n)
         for name, key in DISTRIBUTIONS:
             for value, n in getattr(s, name).items():
                 count_capped(distributions[key], value, n)
@@ -155,6 +172,8 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
     total["error_counts"] = dict(errors.most_common())
     total.update({key: dict(counter.most_common()) for key, counter in distributions.items()})
     total["missing_labels"] = missing
+    total["requests_delayed"] = delayed
+    total["throttled_hosts"] = dict(throttled.most_common())
     total["valid"], total["invalid"], total["total"] = (
         total["successes"],
         total["count"] - total["successes"],

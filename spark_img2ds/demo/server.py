@@ -24,7 +24,8 @@ Routes (NAME is a file in the folder):
   /tdm/NAME                 NAME with the TDMRep header tdm-reservation: 1
 
 A query string is ignored by the routes, so ?i=N makes distinct URLs for the same
-image; ``path_hits`` counts requests per full path, query included.
+image; ``path_hits`` counts requests per full path, query included, and
+``max_in_flight`` the most requests answered at once.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.hits += 1
             self.server.path_hits[self.path] += 1
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
         try:
             handler = getattr(self, "route_" + route.replace("-", "_"), None)
             if handler is None:
@@ -88,6 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
                 handler(*args)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
 
     def route_img(self, name: str) -> None:
         self._image(name)
@@ -227,6 +233,8 @@ class SampleServer(ThreadingHTTPServer):
         self.cache: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.flaky_seen: set[str] = set()
+        self.in_flight = 0  # requests being answered now, and the most at once (reset it to measure)
+        self.max_in_flight = 0
         self.hits = 0
         self.path_hits: Counter[str] = Counter()
         self._thread: threading.Thread | None = None

@@ -36,6 +36,9 @@ class Summary:
     shards_skipped: int = 0
     shards_failed: list[int] = field(default_factory=list)
     samples_this_run: int = 0
+    requests_delayed: int = 0  # downloads that waited for their host (max_connections_per_host, cool-downs)
+    hosts_throttled: int = 0  # hosts that answered 429/503 and were given a cool-down
+    most_throttled_hosts: dict[str, int] = field(default_factory=dict)  # the first 20, most cool-downs first
     retried: int = 0  # retry_failed_from: rows downloaded again, and how many of them succeeded
     recovered: int = 0
     duration: float = 0.0
@@ -80,6 +83,11 @@ class Summary:
             f"this run: {self.samples_this_run} samples in {self.duration:.1f}s "
             f"({self.images_per_second:.1f} images/s)",
         ]
+        if self.requests_delayed or self.hosts_throttled:
+            lines.append(
+                f"politeness: {self.requests_delayed} downloads waited for their host, "
+                f"{self.hosts_throttled} host(s) throttled us (429/503)"
+            )
         if self.retried:
             lines.append(f"retry: {self.recovered} of {self.retried} failed rows recovered")
         for message, n in list(self.error_counts.items())[:5]:
@@ -119,6 +127,9 @@ def summarize(
         shards_skipped=len(previous),
         shards_failed=failed,
         samples_this_run=this_run,
+        requests_delayed=totals["requests_delayed"],
+        hosts_throttled=len(totals["throttled_hosts"]),
+        most_throttled_hosts=dict(list(totals["throttled_hosts"].items())[:20]),
         retried=retried[0] if retried else 0,
         recovered=retried[1] if retried else 0,
         duration=duration,
@@ -160,6 +171,12 @@ def summary_json(
         "error_counts": summary.error_counts,
         **summary.statistics,
         "samples_this_run": summary.samples_this_run,
+        "politeness": {
+            "max_connections_per_host": cfg.max_connections_per_host,
+            "requests_delayed": summary.requests_delayed,
+            "hosts_throttled": summary.hosts_throttled,
+            "most_throttled_hosts": summary.most_throttled_hosts,
+        },
         **(
             {"retry": {"retried": summary.retried, "recovered": summary.recovered, "errors": cfg.retry_errors}}
             if cfg.retry_failed_from

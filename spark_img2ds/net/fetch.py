@@ -27,7 +27,8 @@ from urllib3.util import parse_url
 
 from spark_img2ds.net import connect, http1
 from spark_img2ds.net.deadline import REAPER, Attempt
-from spark_img2ds.net.policy import MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, SCHEMES, AddressPolicy
+from spark_img2ds.net.policy import MAX_CONNECTIONS_PER_HOST, MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, SCHEMES, AddressPolicy
+from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostGate
 from spark_img2ds.net.proxy import ProxiedResponse, ProxyPools, choose_proxy, environment_proxies
 from spark_img2ds.net.robots import (
     OPT_OUT_MESSAGE,
@@ -48,10 +49,13 @@ MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
 class FetchError(Exception):
     """A download that did not give image bytes; transient ones are worth a retry."""
 
-    def __init__(self, message: str, transient: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, transient: bool = False, retry_after: float | None = None, throttle: bool = False
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after  # seconds the server asked us to wait (429, 503)
+        self.throttle = throttle  # the server asked us to slow down (429, 503)
 
 
 def describe(err: BaseException) -> FetchError:
@@ -137,8 +141,10 @@ class Fetcher:
         max_redirects: int = MAX_REDIRECTS,
         max_bytes: int | None = MAX_DOWNLOAD_BYTES,
         proxy: str | None = None,
+        max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
     ) -> None:
         self.timeout = float(timeout)
+        self.gate = HostGate(max_connections_per_host, max_cooldown=min(COOLDOWN_MAX, self.timeout))
         self.policy = policy if policy is not None else AddressPolicy()
         self.max_redirects = max_redirects
         self.max_bytes = max_bytes
@@ -161,19 +167,39 @@ class Fetcher:
         return conns
 
     def fetch(self, url: str) -> bytes:
-        """The body of url; retries transient failures with exponential backoff."""
+        """The body of url; retries transient failures with exponential backoff.
+
+        Each attempt holds one of its host's slots (HostGate); a 429 or 503 puts the host in a
+        cool-down that the next attempt, and every other request to that host, waits out.
+        """
+        self._local.delayed, self._local.throttled = False, None
         target = _Target.of(url, self.policy)  # an invalid or refused url is not worth a retry
         for attempt in range(self.retries + 1):
             try:
-                return self._fetch_once(url, target)
+                try:
+                    with self.gate.slot(target.host, self.timeout) as waited:
+                        self._local.delayed = self._local.delayed or waited
+                        data = self._fetch_once(url, target)
+                except HostBusy as err:
+                    raise FetchError(str(err), transient=True) from None
+                self.gate.relieve(target.host)
+                return data
             except FetchError as err:
+                if err.throttle:
+                    self.gate.throttle(target.host, err.retry_after)
+                    self._local.throttled = target.host
                 if not err.transient or attempt == self.retries:
                     raise
-                wait = min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random())
-                if err.retry_after is not None:  # the server's word, within one attempt's deadline
-                    wait = min(max(err.retry_after, wait), self.timeout)
+                # after a 429/503 the host's cool-down is the wait (the next slot() waits it out)
+                wait = 0.0 if err.throttle else min(self.backoff * (2**attempt), 10.0) * (0.5 + random.random())
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def politeness(self) -> tuple[bool, str | None]:
+        """Since this thread last asked: whether its fetch waited for its host, and the host if it throttled us."""
+        found = getattr(self._local, "delayed", False), getattr(self._local, "throttled", None)
+        self._local.delayed, self._local.throttled = False, None
+        return found
 
     def _fetch_once(self, url: str, target: _Target) -> bytes:
         attempt = Attempt(time.monotonic() + self.timeout)
@@ -211,8 +237,9 @@ class Fetcher:
                     continue
                 if resp.status >= 400:
                     transient = resp.status in (408, 429) or resp.status >= 500  # other 4xx: the answer stands
-                    after = retry_after(resp.header("retry-after")) if resp.status in (429, 503) else None
-                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient, after)
+                    throttle = resp.status in (429, 503)
+                    after = retry_after(resp.header("retry-after")) if throttle else None
+                    raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient, after, throttle)
                 if self.directives:
                     if is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
                         raise FetchError(OPT_OUT_MESSAGE)

@@ -40,6 +40,8 @@ class Sample:
     nbytes: int = 0
     array: np.ndarray | None = None  # npz output: the image as an array, instead of encoded bytes
     source_sha256: str | None = None  # npz output: provenance of the array
+    delayed: bool = False  # the download waited for its host (max_connections_per_host, a cool-down)
+    throttled_host: str | None = None  # the host answered 429/503 and was put in a cool-down
 
 
 def pool_size(cfg: Config) -> int:
@@ -72,6 +74,7 @@ class SampleMaker:
             max_redirects=cfg.max_redirects,
             max_bytes=cfg.max_download_bytes or None,
             proxy=cfg.proxy,
+            max_connections_per_host=cfg.max_connections_per_host,
         )
         self.images = ImageProcessor(cfg.image_options())
         self.arrays = (
@@ -81,6 +84,11 @@ class SampleMaker:
     def __call__(self, url: str | None, expected_hash: str | None = None, bbox: Any = None) -> Sample:
         """The sample of one row; expected_hash (verify_hash's column) must match the downloaded bytes, and
         bbox (bbox_col's value) lists boxes to blur."""
+        sample = self._make(url, expected_hash, bbox)
+        sample.delayed, sample.throttled_host = self.fetcher.politeness()
+        return sample
+
+    def _make(self, url: str | None, expected_hash: str | None, bbox: Any) -> Sample:
         if url is None or not url.strip():
             return Sample(FAILED_TO_DOWNLOAD, "missing url")
         try:

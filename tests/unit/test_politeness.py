@@ -36,7 +36,7 @@ def test_retry_after_is_bounded_by_the_attempt_deadline(server):
 def test_only_408_429_and_5xx_are_retried(server, code, attempts):
     before = server.path_hits[f"/status/{code}"]
     with pytest.raises(FetchError):
-        Fetcher(timeout=2, retries=2, backoff=0.01, policy=LOCAL).fetch(f"{server.url}/status/{code}")
+        Fetcher(timeout=3, retries=2, backoff=0.01, policy=LOCAL).fetch(f"{server.url}/status/{code}")
     assert server.path_hits[f"/status/{code}"] - before == attempts
 
 
@@ -61,3 +61,29 @@ def test_retry_after_values(value, expected):
 
 def test_retry_after_dates_in_the_future_count_down():
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1_445_412_480.0 - 30) == 30.0
+
+
+def test_a_fetcher_keeps_at_most_max_connections_per_host_requests_in_flight(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fetcher = Fetcher(timeout=10, policy=LOCAL, max_connections_per_host=3)
+    with server.lock:
+        server.max_in_flight = 0
+    urls = [f"{server.url}/delay/0.2/china.jpg?host-limit={i}" for i in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        assert all(pool.map(fetcher.fetch, urls))
+    assert 2 <= server.max_in_flight <= 3  # concurrent, and never more than the limit
+    assert fetcher.gate.delayed >= 6
+
+
+def test_a_429_cools_its_host_down_for_the_other_requests_too(server):
+    fetcher = Fetcher(timeout=5, retries=1, backoff=0.01, policy=LOCAL)
+    key = uuid.uuid4().hex
+    assert fetcher.fetch(f"{server.url}/busy/1/{key}/china.jpg")  # 429, a 1 s cool-down, then the image
+    assert fetcher.politeness() == (True, "127.0.0.1")  # its retry waited out the cool-down it caused
+    assert fetcher.politeness() == (False, None)  # read once
+    fetcher.gate.throttle("127.0.0.1", retry_after=0.5)  # as if another thread had just met a 429
+    started = time.monotonic()
+    assert fetcher.fetch(f"{server.url}/img/china.jpg")
+    assert time.monotonic() - started >= 0.4
+    assert fetcher.politeness() == (True, None)

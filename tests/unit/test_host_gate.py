@@ -1,0 +1,91 @@
+"""Politeness per host: a limit on requests in flight, and cool-downs after 429/503."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostGate, cooldown
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cooldown_doubles_and_honours_a_longer_retry_after():
+    assert [cooldown(n, None) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert cooldown(30, None) == COOLDOWN_MAX
+    assert cooldown(1, 5.0) == 5.0 and cooldown(3, 1.0) == 4.0
+    assert cooldown(1, 3600.0) == COOLDOWN_MAX  # a server cannot park a task for an hour
+    assert cooldown(5, 3600.0, cap=10.0) == 10.0  # nor longer than one attempt's timeout
+
+
+def test_at_most_limit_requests_per_host_are_in_flight():
+    gate = HostGate(limit=2)
+    inside, most, lock = [0], [0], threading.Lock()
+    other_host_waited = []
+
+    def request(host: str) -> None:
+        with gate.slot(host, wait_limit=10) as waited:
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+            if host == "b.example":
+                other_host_waited.append(waited)
+
+    threads = [threading.Thread(target=request, args=("a.example",)) for _ in range(8)]
+    threads.append(threading.Thread(target=request, args=("b.example",)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 3  # two for a.example, and b.example's own slot beside them
+    assert other_host_waited == [False]
+    assert gate.delayed >= 5  # eight requests, two slots: most of them waited
+
+
+def test_a_throttled_host_gets_no_request_until_its_cooldown_ends():
+    clock = Clock()
+    gate = HostGate(limit=8, max_cooldown=60.0, clock=clock)
+    assert gate.throttle("a.example", retry_after=None) == 1.0
+    with pytest.raises(HostBusy, match="still cooling down"):
+        with gate.slot("a.example", wait_limit=0):
+            pass
+    with gate.slot("b.example", wait_limit=0) as waited:  # other hosts are not held back
+        assert not waited
+    clock.now += 1.0
+    with gate.slot("a.example", wait_limit=0) as waited:
+        assert not waited
+    assert gate.throttle("a.example", retry_after=None) == 2.0  # a second 429 in a row: longer
+    assert gate.throttle("a.example", retry_after=30.0) == 30.0  # the server's word when longer
+    gate.relieve("a.example")  # a success halves the strikes (3 -> 1)
+    assert gate.throttle("a.example", retry_after=None) == 2.0
+    assert gate.throttled["a.example"] == 4
+
+
+def test_a_busy_host_fails_with_a_message_that_says_why():
+    gate = HostGate(limit=1)
+    with gate.slot("a.example", wait_limit=1):
+        with pytest.raises(HostBusy, match="no free connection of max_connections_per_host in 0.1s"):
+            with gate.slot("a.example", wait_limit=0.1):
+                pass
+
+
+def test_zero_means_no_limit_but_cooldowns_still_apply():
+    clock = Clock()
+    gate = HostGate(limit=0, clock=clock)
+    with gate.slot("a", 0), gate.slot("a", 0), gate.slot("a", 0):
+        pass
+    gate.throttle("a", None)
+    with pytest.raises(HostBusy):
+        with gate.slot("a", 0):
+            pass
