@@ -61,6 +61,20 @@ def _overlap(start: float, end: float, since: float) -> float:
     return max(0.0, end - max(start, since))
 
 
+def job_entry(
+    job_id: str, started: float, folder: str, rows: int | None, shards_total: int, shards_to_run: int
+) -> dict[str, Any]:
+    """What the driver writes to _job.json when a run starts (rows None: a retry, whose total is not rows)."""
+    return {
+        "job_id": job_id,
+        "started": started,
+        "output_folder": folder,
+        "rows": rows,
+        "shards_total": shards_total,
+        "shards_to_run": shards_to_run,
+    }
+
+
 def recent_rate(stats: list[ShardStats], beats: list[dict], now: float, window: float = RATE_WINDOW) -> float:
     """Samples per second over the last window, each shard's samples spread evenly over its run (pure)."""
     since = now - window

@@ -14,9 +14,10 @@ from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.heartbeat import HEARTBEAT_SECONDS
 from spark_img2ds.dataset.stats import ShardStats, committed_shards
+from spark_img2ds.dataset.status import job_entry
 from spark_img2ds.driver import reader, retry
 from spark_img2ds.driver.extend import plan_extend
-from spark_img2ds.driver.progress import watch
+from spark_img2ds.driver.progress import job_description, watch
 from spark_img2ds.driver.session import get_session
 from spark_img2ds.driver.summary import Summary, summarize, summary_json
 from spark_img2ds.errors import ConfigError, Img2dsError, InputError
@@ -138,15 +139,6 @@ def _report(fs, root: str, cfg: Config) -> None:
     log.info("report: %s", path)
 
 
-def job_description(cfg: Config, shard_ids: list[int], attempt: int) -> str:
-    """What the Spark UI shows for a download job: which shards, of which dataset, which attempt (pure)."""
-    names = [layout.shard_name(s, cfg.oom_shard_count) for s in sorted(shard_ids)]
-    which = names[0] if len(names) == 1 else f"{len(names)} shards {names[0]}..{names[-1]}" if names else "no shard"
-    verb = "rewrite" if cfg.retry_failed_from else "download"
-    again = f" (attempt {attempt + 1} of {cfg.max_shard_retry + 1})" if attempt else ""
-    return f"spark_img2ds: {verb} {which} of {redact_url(cfg.output_folder)}{again}"
-
-
 def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     """Run a download described by cfg."""
     _setup_logging(cfg.verbose)
@@ -198,19 +190,9 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
                 len(plan.previous),
                 len(plan.todo),
             )
-        storage.write_json(
-            fs,
-            storage.join(root, layout.JOB_FILE),
-            {
-                "job_id": job_id,
-                "started": started,
-                "output_folder": redact_url(cfg.output_folder),
-                "rows": None if cfg.retry_failed_from else plan.total_rows,
-                "shards_total": plan.shards_total,
-                "shards_to_run": len(plan.todo),
-                "retry_failed_from": cfg.retry_failed_from is not None,
-            },
-        )
+        rows = None if cfg.retry_failed_from else plan.total_rows
+        entry = job_entry(job_id, started, redact_url(cfg.output_folder), rows, plan.shards_total, len(plan.todo))
+        storage.write_json(fs, storage.join(root, layout.JOB_FILE), entry)
         if plan.todo and not cfg.retry_failed_from and fs.exists(storage.join(root, layout.SUCCESS_FILE)):
             fs.rm(storage.join(root, layout.SUCCESS_FILE))
         _cleanup(fs, root, "an earlier run")

@@ -7,7 +7,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from spark_img2ds.config import Config
+from spark_img2ds.dataset import layout
 from spark_img2ds.dataset.heartbeat import heartbeat_progress, running_report
+from spark_img2ds.secrets import redact_url
 
 log = logging.getLogger("spark_img2ds")
 
@@ -64,3 +67,12 @@ def watch(
                 len(running),
                 "\n  ".join(running) or "(none has reported yet)",
             )
+
+
+def job_description(cfg: Config, shard_ids: list[int], attempt: int) -> str:
+    """What the Spark UI shows for a download job: which shards, of which dataset, which attempt (pure)."""
+    names = [layout.shard_name(s, cfg.oom_shard_count) for s in sorted(shard_ids)]
+    which = names[0] if len(names) == 1 else f"{len(names)} shards {names[0]}..{names[-1]}" if names else "no shard"
+    verb = "rewrite" if cfg.retry_failed_from else "download"
+    again = f" (attempt {attempt + 1} of {cfg.max_shard_retry + 1})" if attempt else ""
+    return f"spark_img2ds: {verb} {which} of {redact_url(cfg.output_folder)}{again}"

@@ -380,7 +380,7 @@ def test_a_shard_written_twice_is_byte_identical(spark, server, tmp_path, output
         return {
             str(p.relative_to(root)): p.read_bytes()
             for p in root.rglob("*")
-            if p.is_file() and not p.name.endswith(("_stats.json", "_summary.json"))
+            if p.is_file() and not p.name.endswith(("_stats.json", "_summary.json", "_job.json", "_report.html"))
         }
 
     first, second = (data_files(f) for f in folders)

@@ -6,6 +6,7 @@ Dockerfile's COPY lines copy and runs the same install script with this machine'
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -47,12 +48,13 @@ def copy_as_the_dockerfile_does(dest: Path) -> Path:
 def test_the_images_install_steps_work_in_a_plain_virtualenv(tmp_path):
     src = copy_as_the_dockerfile_does(tmp_path / "image")
     venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as in an image: only what was installed
     done = subprocess.run(["bash", str(src / "docker" / "install.sh"), sys.executable, str(venv), str(src)],
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+                          capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().startswith("spark_img2ds 0.")
-    help_text = subprocess.run([str(venv / "bin" / "spark-img2ds"), "--help"], capture_output=True, text=True)
+    help_text = subprocess.run([str(venv / "bin" / "spark-img2ds"), "--help"], capture_output=True, text=True, env=env)
     assert help_text.returncode == 0 and "--retry_failed_from" in help_text.stdout
     located = subprocess.run([str(venv / "bin" / "python"), "-c", "import spark_img2ds; print(spark_img2ds.__file__)"],
-                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+                             capture_output=True, text=True, cwd=tmp_path, env=env)  # fmt: skip
     assert located.stdout.startswith(str(venv))  # installed, not read from the sources

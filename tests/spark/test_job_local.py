@@ -234,7 +234,8 @@ def test_files_and_parquet_output_formats(spark, server, tmp_path):
     dummy_out = tmp_path / "dummy"
     summary = download(str(url_list), spark=spark, output_folder=str(dummy_out), **{**COMMON, "output_format": "dummy"})
     assert summary.successes == 1
-    assert sorted(p.name for p in Path(dummy_out).iterdir()) == ["00000_stats.json", "_SUCCESS", "_summary.json"]
+    assert sorted(p.name for p in Path(dummy_out).iterdir()) == [
+        "00000_stats.json", "_SUCCESS", "_job.json", "_report.html", "_summary.json"]  # fmt: skip
 
 
 def test_tasks_of_several_shards_write_the_same_bytes_as_single_shard_tasks(spark, server, tmp_path):

@@ -36,7 +36,7 @@ def test_s3_run_matches_local_run_key_for_key(spark, server, s3, bucket, tmp_pat
 
     fs = s3fs.S3FileSystem(**so)
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(remote))
-    assert names[-2:] == ["_SUCCESS", "_summary.json"]
+    assert names[-4:] == ["_SUCCESS", "_job.json", "_report.html", "_summary.json"]
     assert names.count("00000.tar") == 1 and not [n for n in names if "tmp" in n]
     summary_json = read_json(remote, "_summary.json", so)
     assert summary_json["config"]["storage_options"]["secret"] == "***"
