@@ -83,29 +83,43 @@ def stop_before_exit(spark) -> None:
     jsc.stop()
 
 
-def _status(argv: list[str]) -> int:
-    """spark-img2ds status OUT [--json]: how far the run writing OUT is, from its files."""
+def _dataset_parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} {name}", description=description)
+    parser.add_argument("output_folder", metavar="OUT", help="the dataset folder or URL (s3://...)")
+    parser.add_argument("--storage_options", default="{}", help="fsspec options as JSON (default: the environment's)")
+    return parser
+
+
+def _open_dataset(args: argparse.Namespace) -> tuple[Any, str, str]:
+    """(filesystem, root, the folder as shown) of an existing dataset named on the command line."""
     import json
-    import time
 
     from spark_img2ds.dataset import storage
-    from spark_img2ds.dataset.status import format_status, read_status
     from spark_img2ds.secrets import redact_url
 
-    parser = _Parser(prog=f"{PROG} status", description="How far a run is (or how it ended), read from OUT's files.")
-    parser.add_argument("output_folder", metavar="OUT", help="the dataset folder or URL (s3://...)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON, for scripts")
-    parser.add_argument("--storage_options", default="{}", help="fsspec options as JSON (default: the environment's)")
-    args = parser.parse_args(argv)
     try:
         options = json.loads(args.storage_options)
     except json.JSONDecodeError as err:
         raise ConfigError(f"storage_options is not valid JSON: {err.msg}") from None
     fs, root = storage.filesystem(args.output_folder, options)
-    if not fs.exists(root):
-        raise ConfigError(f"{redact_url(args.output_folder)} does not exist")
-    status = read_status(fs, root, time.time())
     shown = redact_url(args.output_folder)
+    if not fs.exists(root):
+        raise ConfigError(f"{shown} does not exist")
+    return fs, root, shown
+
+
+def _status(argv: list[str]) -> int:
+    """spark-img2ds status OUT [--json]: how far the run writing OUT is, from its files."""
+    import json
+    import time
+
+    from spark_img2ds.dataset.status import format_status, read_status
+
+    parser = _dataset_parser("status", "How far a run is (or how it ended), read from OUT's files.")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON, for scripts")
+    args = parser.parse_args(argv)
+    fs, root, shown = _open_dataset(args)
+    status = read_status(fs, root, time.time())
     print(json.dumps(status.to_json(), indent=2) if args.json else format_status(status, shown))
     return 0 if status.state in ("running", "finished") else 1
 
@@ -123,24 +137,11 @@ def _schema(argv: list[str]) -> int:
 
 def _report(argv: list[str]) -> int:
     """spark-img2ds report OUT: (re)build OUT/_report.html from its files."""
-    import json
-
-    from spark_img2ds.dataset import storage
     from spark_img2ds.report.build import write_report
-    from spark_img2ds.secrets import redact_url
 
-    parser = _Parser(prog=f"{PROG} report", description="Build OUT/_report.html, for a finished or running run.")
-    parser.add_argument("output_folder", metavar="OUT", help="the dataset folder or URL (s3://...)")
-    parser.add_argument("--storage_options", default="{}", help="fsspec options as JSON (default: the environment's)")
-    args = parser.parse_args(argv)
-    try:
-        options = json.loads(args.storage_options)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"storage_options is not valid JSON: {err.msg}") from None
-    fs, root = storage.filesystem(args.output_folder, options)
-    if not fs.exists(root):
-        raise ConfigError(f"{redact_url(args.output_folder)} does not exist")
-    print(write_report(fs, root, redact_url(args.output_folder)))
+    args = _dataset_parser("report", "Build OUT/_report.html, for a finished or running run.").parse_args(argv)
+    fs, root, shown = _open_dataset(args)
+    print(write_report(fs, root, shown))
     return 0
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import s3fs
 
 from spark_img2ds import download
+from spark_img2ds.cli import main
 from tests.helpers.e2e import FAULT_CASES, fault_rows, read_json, read_metadata, read_tars, write_csv
 
 OPTS = dict(
@@ -101,7 +104,7 @@ def test_cli_reaches_s3_through_the_standard_aws_variables(server, s3, bucket, t
     assert [r["status"] for r in rows] == ["success", "failed_to_download"]
 
 
-def test_s3_retry_failed_rewrites_a_shard_in_the_bucket(spark, server, s3, bucket, tmp_path):
+def test_s3_retry_failed_rewrites_a_shard_in_the_bucket(spark, server, s3, bucket, tmp_path, capsys):
     so = s3["storage_options"]
     remote = f"{bucket}/retry"
     rows = [{"url": f"{server.url}/flaky/s3retry{i}/china.jpg", "caption": "c", "rid": str(i)} for i in range(2)]
@@ -118,3 +121,6 @@ def test_s3_retry_failed_rewrites_a_shard_in_the_bucket(spark, server, s3, bucke
     assert [r["status"] for r in read_metadata(remote, so)] == ["success"] * 3
     fs = s3fs.S3FileSystem(**so)
     assert not [p for p in fs.ls(remote) if "tmp" in p]
+    assert main(["status", remote, "--json", "--storage_options", json.dumps(so)]) == 0  # status reads S3 too
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["samples_done"], shown["successes"]) == ("finished", 3, 3)
