@@ -80,3 +80,15 @@ def test_the_status_command_reads_a_folder_and_prints_json(tmp_path, capsys):
     assert "incomplete (job j)" in text and "shards: 1/2 done, 0 running, 1 failed" in text
     assert main(["status", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_spark_job_descriptions_name_the_shards_and_the_attempt():
+    from spark_img2ds.config import Config
+    from spark_img2ds.driver.progress import job_description
+
+    cfg = Config(url_list="u.txt", output_folder="s3://key:secret@bucket/ds", oom_shard_count=3)
+    assert job_description(cfg, [7], 0) == "spark_img2ds: download 007 of s3://***@bucket/ds"
+    expected = "spark_img2ds: download 3 shards 003..012 of s3://***@bucket/ds (attempt 2 of 2)"
+    assert job_description(cfg, [12, 3, 5], 1) == expected
+    retry = Config(retry_failed_from="out")
+    assert job_description(retry, [0], 0).startswith("spark_img2ds: rewrite 00000 of ")
