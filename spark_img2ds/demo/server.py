@@ -25,7 +25,7 @@ Routes (NAME is a file in the folder):
 
 A query string is ignored by the routes, so ?i=N makes distinct URLs for the same
 image; ``path_hits`` counts requests per full path, query included, and
-``max_in_flight`` the most requests answered at once.
+``max_delaying`` the most /delay/ requests waiting at once.
 """
 
 from __future__ import annotations
@@ -81,8 +81,6 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.hits += 1
             self.server.path_hits[self.path] += 1
-            self.server.in_flight += 1
-            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
         try:
             handler = getattr(self, "route_" + route.replace("-", "_"), None)
             if handler is None:
@@ -91,9 +89,6 @@ class _Handler(BaseHTTPRequestHandler):
                 handler(*args)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        finally:
-            with self.server.lock:
-                self.server.in_flight -= 1
 
     def route_img(self, name: str) -> None:
         self._image(name)
@@ -152,7 +147,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, bytes(data), "image/jpeg")
 
     def route_delay(self, seconds: str, name: str) -> None:
-        time.sleep(float(seconds))
+        with self.server.lock:
+            self.server.delaying += 1
+            self.server.max_delaying = max(self.server.max_delaying, self.server.delaying)
+        try:
+            time.sleep(float(seconds))
+        finally:
+            with self.server.lock:
+                self.server.delaying -= 1
         self._image(name)
 
     def route_goto(self) -> None:
@@ -233,8 +235,10 @@ class SampleServer(ThreadingHTTPServer):
         self.cache: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.flaky_seen: set[str] = set()
-        self.in_flight = 0  # requests being answered now, and the most at once (reset it to measure)
-        self.max_in_flight = 0
+        # /delay/ requests waiting now, and the most at once (reset it to measure); counted around the wait
+        # only, which a client's request holds for sure: a finished handler may still be counting down
+        self.delaying = 0
+        self.max_delaying = 0
         self.hits = 0
         self.path_hits: Counter[str] = Counter()
         self._thread: threading.Thread | None = None

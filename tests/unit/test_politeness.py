@@ -68,11 +68,11 @@ def test_a_fetcher_keeps_at_most_max_connections_per_host_requests_in_flight(ser
 
     fetcher = Fetcher(timeout=10, policy=LOCAL, max_connections_per_host=3)
     with server.lock:
-        server.max_in_flight = 0
+        server.max_delaying = 0
     urls = [f"{server.url}/delay/0.2/china.jpg?host-limit={i}" for i in range(12)]
     with ThreadPoolExecutor(12) as pool:
         assert all(pool.map(fetcher.fetch, urls))
-    assert 2 <= server.max_in_flight <= 3  # concurrent, and never more than the limit
+    assert 2 <= server.max_delaying <= 3  # concurrent, and never more than the limit
     assert fetcher.gate.delayed >= 6
 
 

@@ -74,12 +74,13 @@ def test_empty_shard():
         "end_time": 0.0,
         "status_dict": {},
         "dataset_statistics": {"shape_distribution": {}, "class_counts": {}, "split_counts": {}, "missing_labels": 0},
+        "politeness": {"requests_delayed": 0, "throttled_hosts": {}},
     }
 
 
-def test_to_json_has_img2dataset_keys_and_one_of_ours():
+def test_to_json_has_img2dataset_keys_and_two_of_ours():
     data = sample_shard().to_json()
-    assert set(data) == STATS_KEYS | {"dataset_statistics"}
+    assert set(data) == STATS_KEYS | {"dataset_statistics", "politeness"}
     assert data["count"] == 7
     assert data["successes"] == 3
     assert data["failed_to_download"] == 3
@@ -266,3 +267,16 @@ def test_forget_refuses_a_success():
     except ValueError:
         return
     raise AssertionError("a success was taken back")
+
+
+def test_politeness_counts_round_trip_and_merge():
+    a, b = ShardStats(0), ShardStats(1)
+    a.record_politeness(True, "a.example")
+    a.record_politeness(False, None)
+    b.record_politeness(True, "a.example")
+    b.record_politeness(True, "b.example")
+    again = ShardStats.from_json(0, json.loads(json.dumps(a.to_json())))
+    assert (again.requests_delayed, dict(again.throttled_hosts)) == (1, {"a.example": 1})
+    totals = merge([again, b])
+    assert totals["requests_delayed"] == 3
+    assert totals["throttled_hosts"] == {"a.example": 2, "b.example": 1}
