@@ -43,7 +43,7 @@ from spark_img2ds.net.robots import (
 CA_BUNDLE = certifi.where()
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-MAX_CONNECTIONS = 32  # kept alive per thread, least recently used closed first
+MAX_IDLE_CONNECTIONS = 512  # kept alive per Fetcher (a task), shared by its threads; least recently used closed
 
 
 class FetchError(Exception):
@@ -126,8 +126,54 @@ def _header_text(value: str) -> str:
         raise FetchError("invalid url") from None
 
 
+class IdlePool:
+    """The kept-alive connections of one Fetcher, shared by its threads, by server.
+
+    A connection is taken out while a thread uses it and given back after a full response,
+    so a thread meets the connections the others left: on lists of many hosts a GET on a
+    kept-alive HTTPS connection costs a quarter of one on a new connection
+    (bench/tls_handshakes.py). Beyond `limit` idle connections, the servers used least
+    recently lose theirs first.
+    """
+
+    def __init__(self, limit: int = MAX_IDLE_CONNECTIONS) -> None:
+        self.limit = limit
+        self._idle: collections.OrderedDict[tuple, list[http1.Connection]] = collections.OrderedDict()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple) -> http1.Connection | None:
+        with self._lock:
+            conns = self._idle.get(key)
+            if not conns:
+                return None
+            conn = conns.pop()  # the most recently used: the likeliest to be still open
+            self._count -= 1
+            if not conns:
+                del self._idle[key]
+            return conn
+
+    def give(self, key: tuple, conn: http1.Connection) -> None:
+        closing = []
+        with self._lock:
+            self._idle.setdefault(key, []).append(conn)
+            self._idle.move_to_end(key)
+            self._count += 1
+            while self._count > self.limit:
+                oldest, conns = next(iter(self._idle.items()))
+                closing.append(conns.pop(0))
+                self._count -= 1
+                if not conns:
+                    del self._idle[oldest]
+        for old in closing:
+            old.close()
+
+    def __len__(self) -> int:
+        return self._count
+
+
 class Fetcher:
-    """Downloads URLs from many threads; each thread keeps its own keep-alive pools."""
+    """Downloads URLs from many threads, which share its kept-alive connections (IdlePool)."""
 
     def __init__(
         self,
@@ -154,17 +200,12 @@ class Fetcher:
         self.directives = directives
         self.backoff = backoff
         self._local = threading.local()
+        self._pool = IdlePool()
         self._tls = connect.tls_context(verify_ssl, *connect.trust_store(os.environ, CA_BUNDLE))
         self._headers = (("User-Agent", self.user_agent), ("Accept-Encoding", "gzip, deflate"), ("Accept", "*/*"))
         self.proxy = proxy
         self._proxies = environment_proxies()
         self._proxy_pools = ProxyPools(self._tls)
-
-    def _connections(self) -> collections.OrderedDict:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = collections.OrderedDict()
-        return conns
 
     def fetch(self, url: str) -> bytes:
         """The body of url; retries transient failures with exponential backoff.
@@ -272,7 +313,7 @@ class Fetcher:
             resp = self._proxy_pools.get(proxy, target.url, dict(self._headers), min(self.timeout, remaining))
             attempt.bind(resp.conn)
             return resp
-        conn = self._connections().pop(target.key, None)
+        conn = self._pool.take(target.key)
         if conn is not None:
             try:
                 attempt.bind(conn)
@@ -308,10 +349,7 @@ class Fetcher:
         return conn
 
     def _keep(self, key: tuple, conn: http1.Connection) -> None:
-        conns = self._connections()
-        conns[key] = conn
-        while len(conns) > MAX_CONNECTIONS:
-            conns.popitem(last=False)[1].close()
+        self._pool.give(key, conn)
 
 
 class _Target:

@@ -477,3 +477,26 @@ def test_user_agent_header_is_sent_on_every_thread(recorder):
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert list(pool.map(fetcher.fetch, [f"{recorder.url}/plain"] * 8)) == [PLAIN_BODY] * 8
     assert [ua for _, ua, _ in recorder.seen] == [f"{robots.BASE_USER_AGENT} {UA_SUFFIX}"] * 8
+
+
+class _Conn:
+    def __init__(self, name: str) -> None:
+        self.name, self.closed = name, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_idle_pool_gives_back_the_latest_connection_and_closes_the_oldest_servers_first():
+    from spark_img2ds.net.fetch import IdlePool
+
+    pool = IdlePool(limit=3)
+    a1, a2, b1, c1 = _Conn("a1"), _Conn("a2"), _Conn("b1"), _Conn("c1")
+    pool.give(("a",), a1)
+    pool.give(("a",), a2)
+    pool.give(("b",), b1)
+    assert pool.take(("a",)) is a2 and len(pool) == 2
+    pool.give(("a",), a2)  # a is now the most recently used server
+    pool.give(("c",), c1)  # over the limit: b, the least recently used server, loses its connection
+    assert b1.closed and not any(c.closed for c in (a1, a2, c1))
+    assert pool.take(("b",)) is None and len(pool) == 3

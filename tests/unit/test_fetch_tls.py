@@ -104,3 +104,15 @@ def test_tasks_share_one_tls_context_per_verification_mode():
     assert verified._tls is again._tls  # noqa: SLF001
     assert verified._tls.verify_mode == ssl.CERT_REQUIRED and verified._tls.check_hostname  # noqa: SLF001
     assert unverified._tls.verify_mode == ssl.CERT_NONE  # noqa: SLF001
+
+
+def test_threads_share_kept_alive_connections(tls_server):
+    """A connection one thread left is used by the next thread to that server: no new handshake."""
+    fetcher = Fetcher(policy=LOCAL, timeout=5, verify_ssl=False)
+    url = f"https://localhost:{tls_server.server_port}/a.jpg"
+    before = len(tls_server.clients)
+    for _ in range(4):
+        worker = threading.Thread(target=fetcher.fetch, args=(url,))
+        worker.start()
+        worker.join()
+    assert len(tls_server.clients) - before == 4 and len(set(tls_server.clients[before:])) == 1
