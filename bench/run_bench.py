@@ -4,6 +4,8 @@ Scenarios:
   cpu      the corpus from nginx on loopback: CPU is the limit. Alternating runs, several rounds.
   latency  every response held 50-300 ms by a delaying server: concurrency is the limit.
   rss      spark_img2ds at thread_count 64 with small and large shards: peak RSS of one Python worker.
+  web      600 HTTPS host names, a local DNS server, 50-300 ms delays, 25% failures, in a network
+           namespace of its own (bench/web.py).
 Also measured: the per-image CPU cost of each stage in isolation and the compute ceiling, once at the
 start and again before each CPU round (each round's runs are compared with that round's ceiling).
 Figures are printed and written to bench/out/results.json. See bench/README.md.
@@ -24,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import corpus as corpus_mod
-from bench import stages
+from bench import stages, web
 from bench.procs import REGISTRY, become_subreaper
 from bench.runners import JobOptions, RunResult, ensure_img2dataset, run_ours, run_theirs, venv_versions
-from bench.servers import Server, start_python_server, start_static_server
+from bench.servers import Server, ensure_nginx, start_python_server, start_static_server
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATIO = 1.6
@@ -75,6 +77,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--latency-threads", type=int, default=16, help="thread_count of both tools (latency)")
     ap.add_argument("--latency-min-ms", type=int, default=50)
     ap.add_argument("--latency-max-ms", type=int, default=300)
+    ap.add_argument("--web-urls", type=int, default=10000, help="URLs per web-scenario run")
+    ap.add_argument("--web-hosts", type=int, default=600, help="host names of the web scenario (live and dead)")
+    ap.add_argument("--web-rounds", type=int, default=2)
+    ap.add_argument("--web-threads", type=int, default=64, help="thread_count of both tools (web)")
+    ap.add_argument("--web-min-ms", type=int, default=50, help="shortest response delay (web)")
+    ap.add_argument("--web-max-ms", type=int, default=300, help="longest response delay (web)")
+    ap.add_argument("--web-dns-min-ms", type=float, default=10, help="shortest DNS lookup delay (web)")
+    ap.add_argument("--web-dns-max-ms", type=float, default=30, help="longest DNS lookup delay (web)")
+    ap.add_argument(
+        "--web-failures",
+        default=web.DEFAULT_FAILURES,
+        help="percent of the web URLs failing by each kind: 404, 403, nxdomain, reset, timeout",
+    )
     ap.add_argument("--rss-threads", type=int, default=64)
     ap.add_argument("--rss-shard-sizes", default="2500,10000", help="shard sizes of the memory runs")
     ap.add_argument("--rss-urls", type=int, default=None, help="URLs per memory run (default: --urls)")
@@ -82,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-theirs", action="store_true", help="run only spark_img2ds")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--skip-web", action="store_true", help="skip the web scenario (HTTPS, DNS, failures)")
+    ap.add_argument("--web-only", action="store_true", help="run only the web scenario")
     ap.add_argument("--skip-npz", action="store_true", help="skip spark_img2ds's npz output against its webdataset")
     ap.add_argument("--skip-fast-decode", action="store_true", help="skip spark_img2ds's default decode vs fast_decode")
     ap.add_argument("--npz-rounds", type=int, default=2, help="rounds of the npz scenario (one run per format)")
@@ -105,9 +122,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--results", type=Path, default=None, help="JSON file (default OUT_DIR/results.json)")
     ap.add_argument("--keep-output", action="store_true", help="keep each run's dataset (default: deleted)")
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the web scenario runs again with these, in its namespace
     if args.quick:
         args.rounds, args.urls, args.no_tune = 1, 4000, True
         args.latency_urls, args.latency_rounds = 1000, 1
+        args.web_urls, args.web_rounds = 2000, 1
         args.rss_shard_sizes, args.stage_sample, args.npz_rounds = "1000,4000", 150, 1
     args.rss_urls = args.rss_urls or args.urls
     args.results = args.results or args.out_dir / "results.json"
@@ -160,10 +179,11 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def report_run(r: RunResult, cores: int, runs: list[RunResult]) -> None:
+def report_run(r: RunResult, cores: int, runs: list[RunResult], expected_ok: float = 1.0) -> None:
+    """Print a run's row, and what went wrong when it failed or fell short of 95% of the expected successes."""
     runs.append(r)
     print(row(r, cores), flush=True)
-    if r.exit_code != 0 or r.successes < 0.95 * r.urls:
+    if r.exit_code != 0 or r.successes < 0.95 * expected_ok * r.urls:
         problems = ", ".join(f"{k}: {v}" for k, v in r.error_counts.items()) or "no error counts"
         print(f"   ^ exit code {r.exit_code}, {r.successes}/{r.urls} successes ({problems}); log: {r.log}", flush=True)
 
@@ -178,6 +198,7 @@ class Bench:
         self.runs: list[RunResult] = []
         self.work = args.out_dir
         self.theirs_bin: Path | None = None
+        self.expected_ok: dict[str, float] = {}  # share of the URLs meant to succeed, by scenario (default 1)
 
     def _kw(self, server: Server, urls: int) -> dict:
         return {"server": server, "urls": urls, "timeout": self.args.run_timeout, "keep_output": self.args.keep_output}
@@ -207,7 +228,7 @@ class Bench:
         else:
             assert self.theirs_bin is not None
             result = run_theirs(self.theirs_bin, url_list, out_dir, opts, **kw)
-        report_run(result, self.cores, self.runs)
+        report_run(result, self.cores, self.runs, self.expected_ok.get(scenario, 1.0))
         return result
 
     def tune(self, tool: str, url_list: Path, urls: int, server: Server) -> int:
@@ -437,6 +458,8 @@ def _main(args: argparse.Namespace) -> int:
         bench.theirs_bin = ensure_img2dataset(theirs_venv, args.img2dataset_version)
 
     class_archive = ensure_class_archive()
+    if args.web_only:
+        return _web_only(args, bench, started, theirs_venv, class_archive)
     results: dict = {
         "machine": machine_info(args, theirs_venv, class_archive),
         "args": _jsonable(vars(args)),
@@ -530,15 +553,100 @@ def _main(args: argparse.Namespace) -> int:
         bench.alternate("latency", args.latency_rounds, lat_list, args.latency_urls, delayed, lat_threads)
         delayed.stop()
 
+    web_results = None if args.skip_web else run_web(args, bench, results)
+
     results["runs"] = [r.to_json() for r in bench.runs]
     summary = summarize(args, bench.runs, ceil, round_ceilings, decode)
+    if web_results:
+        summary["web"] = web_summary(args, bench.runs, web_results)
     results["summary"] = summary
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=1, default=str))
     print_summary(args, summary, bench.runs, cores)
+    if "web" in summary:
+        print_web_summary(args, summary["web"])
     print(f"\nbench: figures written to {args.results} ({results['elapsed_s']:.0f}s in all)")
     return 0
+
+
+def run_web(args: argparse.Namespace, bench: Bench, results: dict) -> dict | None:
+    """The web scenario, in a namespace of its own (bench/web.py); its runs join bench.runs."""
+    print("\n" + header(), flush=True)
+    web_results = web.run_scenario(args, args.argv)
+    if web_results:
+        fields = set(RunResult.__dataclass_fields__)
+        bench.runs += [RunResult(**{k: v for k, v in r.items() if k in fields}) for r in web_results["runs"]]
+        results["web"] = {k: v for k, v in web_results.items() if k != "runs"}
+    return web_results
+
+
+def _web_only(
+    args: argparse.Namespace, bench: Bench, started: float, theirs_venv: Path, class_archive: str | None
+) -> int:
+    """--web-only: the web scenario alone, its summary and the JSON."""
+    ensure_nginx(not args.no_install)  # here, where apt-get can reach the network; not in the namespace
+    results: dict = {"machine": machine_info(args, theirs_venv, class_archive), "args": _jsonable(vars(args))}
+    web_results = run_web(args, bench, results)
+    results["runs"] = [r.to_json() for r in bench.runs]
+    if web_results:
+        results["summary"] = {"web": web_summary(args, bench.runs, web_results)}
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1, default=str))
+    print("\n=== all runs ===")
+    print(header())
+    for r in bench.runs:
+        print(row(r, args.processes))
+    if web_results:
+        print("\n=== summary ===")
+        print_web_summary(args, results["summary"]["web"])
+    print(f"\nbench: figures written to {args.results} ({results['elapsed_s']:.0f}s in all)")
+    return 0 if web_results else 1
+
+
+def web_summary(args: argparse.Namespace, runs: list[RunResult], web_results: dict) -> dict:
+    """Medians of the web runs and of their per-URL server counts (DNS queries, TLS connections)."""
+    out = scenario_summary(runs, "web")
+    per_run = web_results.get("per_run", {})
+    for tool in ("ours", "theirs"):
+        mine = [v for k, v in per_run.items() if k.startswith(tool + "-")]
+        for key in ("dns_queries_per_url", "tls_connections_per_url", "requests_per_connection"):
+            out[tool][key] = median_or_none([m[key] for m in mine])
+    out["plan"] = web_results.get("plan", {})
+    out["delay_ms"] = [args.web_min_ms, args.web_max_ms]
+    out["dns_delay_ms"] = [args.web_dns_min_ms, args.web_dns_max_ms]
+    out["threads"] = args.web_threads
+    return out
+
+
+def print_web_summary(args: argparse.Namespace, web_sum: dict) -> None:
+    plan = web_sum["plan"]
+    kinds = plan.get("url_kinds", {})
+    failed = sum(v for k, v in kinds.items() if k != "ok")
+    print(
+        f"Web ({plan.get('urls')} URLs over {plan.get('hosts_used')} HTTPS host names, {web_sum['rounds']} round(s); "
+        f"responses held {web_sum['delay_ms'][0]}-{web_sum['delay_ms'][1]} ms, DNS lookups "
+        f"{web_sum['dns_delay_ms'][0]:g}-{web_sum['dns_delay_ms'][1]:g} ms; "
+        f"{100 * failed / max(1, plan.get('urls', 1)):.0f}% failing: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()) if k != "ok")
+        + f"; thread_count {web_sum['threads']} for both):"
+    )
+    for tool in ("ours", "theirs"):
+        t = web_sum[tool]
+        if t["median_images_per_s"] is None:
+            continue
+        print(
+            f"  {TOOL_NAMES[tool]:13s} {_fmt(t['median_images_per_s'], 1):>8} images/s, "
+            f"{_fmt(t['median_cpu_ms_per_image'])} CPU ms/image, DNS queries/URL {_fmt(t['dns_queries_per_url'])}, "
+            f"TLS connections/URL {_fmt(t['tls_connections_per_url'])}"
+        )
+    if web_sum["median_ratio"] is not None:
+        print(
+            f"  ratio ours/theirs (median of rounds): {_fmt(web_sum['median_ratio'])}x "
+            f"(per round: {', '.join(f'{x:.2f}' for x in web_sum['ratios'])})"
+        )
+    print("  (spark_img2ds runs with allow_private_networks=True: the test names resolve to loopback addresses)")
 
 
 def summarize(
