@@ -471,6 +471,8 @@ class WebServers:
     def snapshot(self) -> dict:
         """Counters now: the backend's (DNS, gate, broken hosts) and nginx's (connections, requests)."""
         out = dict(_unix_get(self.gate_socket, "/_stats"))
+        out["cpu_ms:nginx"] = round(1000 * group_cpu_seconds([self.nginx.pid]))
+        out["cpu_ms:backend"] = round(1000 * group_cpu_seconds([self.backend.pid]))
         conn = socket.create_connection(("127.0.0.1", self.status_port), timeout=5)
         with conn:
             conn.sendall(b"GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -635,6 +637,8 @@ class WebRun:
             ),
             "timeout_host_connections": s.get("hold:connections", 0),
             "reset_host_connections": s.get("reset:connections", 0),
+            "nginx_cpu_ms_per_url": round(s.get("cpu_ms:nginx", 0) / urls, 3),
+            "backend_cpu_ms_per_url": round(s.get("cpu_ms:backend", 0) / urls, 3),
         }
 
 
@@ -694,7 +698,9 @@ def inside(argv: list[str]) -> int:
                     f"   web: DNS queries/URL {figures['dns_queries_per_url']:.2f} (A {figures['dns_a_per_url']:.2f}, "
                     f"AAAA {figures['dns_aaaa_per_url']:.2f}), TLS connections/URL "
                     f"{figures['tls_connections_per_url']:.2f}, requests/connection "
-                    f"{figures['requests_per_connection']:.2f}; errors: {errors or '-'}",
+                    f"{figures['requests_per_connection']:.2f}; server CPU ms/URL: nginx "
+                    f"{figures['nginx_cpu_ms_per_url']:.2f}, gate+DNS {figures['backend_cpu_ms_per_url']:.2f}; "
+                    f"errors: {errors or '-'}",
                     flush=True,
                 )
         servers.stop()
