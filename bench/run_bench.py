@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--web-dns-min-ms", type=float, default=10, help="shortest DNS lookup delay (web)")
     ap.add_argument("--web-dns-max-ms", type=float, default=30, help="longest DNS lookup delay (web)")
     ap.add_argument(
+        "--web-cert",
+        choices=web.CERT_MODES,
+        default="wildcard",
+        help="the web server's certificate: one *.web.test name, or every host name (13 KB for 600 hosts)",
+    )
+    ap.add_argument(
         "--web-failures",
         default=web.DEFAULT_FAILURES,
         help="percent of the web URLs failing by each kind: 404, 403, nxdomain, reset, timeout",

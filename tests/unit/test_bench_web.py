@@ -82,9 +82,10 @@ def test_dns_server_holds_each_answer_its_delay():
     assert counts["zone:A:answer"] == 1
 
 
-def test_the_certificate_covers_every_name_and_chains_to_the_ca(tmp_path):
+@pytest.mark.parametrize("mode", web.CERT_MODES)
+def test_the_certificate_covers_every_name_and_chains_to_the_ca(tmp_path, mode):
     names = [web.host_name(i) for i in range(1, 601)]
-    ca, cert, key = web.make_certificates(tmp_path, names)
+    ca, cert, key = web.make_certificates(tmp_path, names, mode)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.create_default_context(cafile=str(ca))
@@ -100,7 +101,7 @@ def test_the_certificate_covers_every_name_and_chains_to_the_ca(tmp_path):
     with left, right:
         threading.Thread(target=_handshake, args=(server_ctx, right), daemon=True).start()
         with pytest.raises(ssl.SSLCertVerificationError):
-            client_ctx.wrap_socket(left, server_hostname="h9999.web.test")
+            client_ctx.wrap_socket(left, server_hostname="h0001.elsewhere.test")
 
 
 def _handshake(ctx: ssl.SSLContext, sock: socket.socket) -> None:
