@@ -320,3 +320,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
             return True
         time.sleep(interval)
     return predicate()
+
+
+def raise_interrupt(signum, frame) -> None:
+    """A signal handler that turns SIGTERM/SIGHUP into KeyboardInterrupt, so `finally` blocks stop what was started."""
+    raise KeyboardInterrupt

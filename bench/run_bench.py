@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import corpus as corpus_mod
 from bench import stages, web
-from bench.procs import REGISTRY, become_subreaper
+from bench.procs import REGISTRY, become_subreaper, raise_interrupt
 from bench.runners import JobOptions, RunResult, ensure_img2dataset, run_ours, run_theirs, venv_versions
 from bench.servers import Server, ensure_nginx, start_python_server, start_static_server
 
@@ -424,8 +424,8 @@ def print_stage_table(per_image: dict[str, float], fetch: str, decode: str, resi
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGHUP, raise_interrupt)
     if not become_subreaper():
         print("bench: could not become a child subreaper: CPU of orphaned JVMs/workers will be missed", flush=True)
     try:
@@ -435,10 +435,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         REGISTRY.stop_all()
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -88,7 +88,9 @@ def ensure_nginx(install: bool) -> str | None:
     return None
 
 
-NGINX_CONF = """\
+# What every nginx of the benchmark shares: foreground, one worker, its files under {work},
+# no access log, keep-alive without limit. A config is NGINX_HEAD + its own http block's end.
+NGINX_HEAD = """\
 daemon off;
 master_process on;
 worker_processes 1;
@@ -96,22 +98,27 @@ worker_processes 1;
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
 events {{
-    worker_connections 8192;
+    worker_connections {connections};
 }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
     tcp_nodelay on;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    types {{ image/jpeg jpg jpeg; image/png png; image/webp webp; }}
+    types {{ image/jpeg jpg jpeg; image/png png; image/webp webp; text/html html; }}
     default_type application/octet-stream;
     client_body_temp_path {work}/tmp/body;
     proxy_temp_path {work}/tmp/proxy;
     fastcgi_temp_path {work}/tmp/fastcgi;
     uwsgi_temp_path {work}/tmp/uwsgi;
     scgi_temp_path {work}/tmp/scgi;
+"""
+
+NGINX_CONF = (
+    NGINX_HEAD
+    + """\
+    tcp_nopush on;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location ~ ^/r[0-9]+/(.+)$ {{
@@ -120,6 +127,7 @@ http {{
     }}
 }}
 """
+)
 
 
 def start_nginx(binary: str, images: Path, work: Path, probe_file: str) -> Server:
@@ -133,7 +141,7 @@ def start_nginx(binary: str, images: Path, work: Path, probe_file: str) -> Serve
         conf = work / "nginx.conf"
         # As root, the workers would run as "nobody", who may not be able to read the corpus folder.
         user = "user root root;" if os.geteuid() == 0 else ""
-        conf.write_text(NGINX_CONF.format(user=user, work=work, port=port, images=images.resolve()))
+        conf.write_text(NGINX_CONF.format(user=user, work=work, port=port, images=images.resolve(), connections=8192))
         log = open(work / "nginx-stderr.log", "w")
         proc = REGISTRY.popen(
             [binary, "-p", str(work), "-c", str(conf), "-e", str(work / "nginx-error.log")],

@@ -49,8 +49,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import REGISTRY, group_cpu_seconds
-from bench.servers import CONTENT_TYPES, delay_seconds, nginx_binary
+from bench.procs import REGISTRY, group_cpu_seconds, raise_interrupt
+from bench.servers import CONTENT_TYPES, NGINX_HEAD, delay_seconds, nginx_binary
 
 REPO = Path(__file__).resolve().parent.parent
 ZONE = "web.test"
@@ -415,29 +415,9 @@ class Backend:
 
 # --- nginx ---------------------------------------------------------------------------
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{
-    worker_connections 16384;
-}}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_timeout 120s;
-    keepalive_requests 1000000;
-    types {{ image/jpeg jpg jpeg; image/png png; image/webp webp; text/html html; }}
-    default_type application/octet-stream;
-    client_body_temp_path {work}/tmp/body;
-    proxy_temp_path {work}/tmp/proxy;
-    fastcgi_temp_path {work}/tmp/fastcgi;
-    uwsgi_temp_path {work}/tmp/uwsgi;
-    scgi_temp_path {work}/tmp/scgi;
+NGINX_CONF = (
+    NGINX_HEAD
+    + """\
     upstream gate {{
         server unix:{gate};
         keepalive 512;
@@ -465,6 +445,7 @@ http {{
     }}
 }}
 """
+)
 
 
 @dataclass
@@ -579,6 +560,7 @@ def start_servers(work: Path, images: Path, cert: Path, key: Path, plan: Plan, a
             key=key,
             images=images.resolve(),
             status_port=status_port,
+            connections=16384,
         )
     )
     version = subprocess.run([binary, "-v"], capture_output=True, text=True).stderr.strip()
@@ -670,8 +652,8 @@ def inside(argv: list[str]) -> int:
     if problem:
         raise SystemExit(f"bench: web scenario refuses to run: {problem}")
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGHUP, raise_interrupt)
     become_subreaper()
     work = args.out_dir / "web"
     try:
@@ -743,10 +725,6 @@ def inside(argv: list[str]) -> int:
         return 130
     finally:
         REGISTRY.stop_all()
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 # --- from run_bench: start the namespace, read the results ----------------------------
