@@ -192,3 +192,13 @@ def committed_shards(fs, root: str) -> dict[int, ShardStats]:
         if shard_id is not None:
             done[shard_id] = ShardStats.from_json(shard_id, data)
     return done
+
+
+def wants_retry(status: str | None, error_message: str | None, patterns: list[str] | None) -> bool:
+    """Whether a row is downloaded again: it failed, and (with patterns) its error contains one of them."""
+    if status == SUCCESS:
+        return False
+    if not patterns:
+        return True
+    text = (error_message or status or "").lower()
+    return any(p.lower() in text for p in patterns)

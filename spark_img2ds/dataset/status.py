@@ -163,14 +163,17 @@ def compute_status(
     )
 
 
-def read_status(fs, root: str, now: float) -> Status:
-    """The Status of the dataset at root, read from its files."""
+def run_files(fs, root: str) -> tuple[dict | None, dict | None]:
+    """(_job.json, _summary.json) of the dataset at root; None for one it lacks."""
     found = storage.read_json_files(fs, [storage.join(root, layout.JOB_FILE), storage.join(root, layout.SUMMARY_FILE)])
     by_name = {path.rsplit("/", 1)[-1]: data for path, data in found.items() if isinstance(data, dict)}
-    return compute_status(
-        by_name.get(layout.JOB_FILE), by_name.get(layout.SUMMARY_FILE), committed_shards(fs, root),
-        read_heartbeats(fs, root), now,
-    )  # fmt: skip
+    return by_name.get(layout.JOB_FILE), by_name.get(layout.SUMMARY_FILE)
+
+
+def read_status(fs, root: str, now: float) -> Status:
+    """The Status of the dataset at root, read from its files."""
+    job, summary = run_files(fs, root)
+    return compute_status(job, summary, committed_shards(fs, root), read_heartbeats(fs, root), now)
 
 
 def _duration(seconds: float | None) -> str:

@@ -127,12 +127,12 @@ def _open_output(cfg: Config, folder: str, option: str):
     return fs, root
 
 
-def _report(fs, root: str, cfg: Config) -> None:
-    """Write _report.html; a report never fails a run."""
+def _report(fs, root: str, cfg: Config, stats: dict[int, ShardStats]) -> None:
+    """Write _report.html from the run's shard stats; a report never fails a run."""
     from spark_img2ds.report.build import write_report
 
     try:
-        path = write_report(fs, root, redact_url(cfg.output_folder))
+        path = write_report(fs, root, redact_url(cfg.output_folder), stats)
     except Exception as err:  # noqa: BLE001
         log.warning("could not write the run report: %s", err)
         return
@@ -170,9 +170,6 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
             # Its first job runs Python (reading the parquets): in workers the warm-up started, not in more.
             warm_up.join(WARM_UP_WAIT)
             plan = _Plan(*retry.plan(spark, cfg, fs, root, recorded_shards))
-        else:
-            plan = _plan_download(spark, cfg, fs, root, sharding)
-        if cfg.retry_failed_from is not None:
             log.info(
                 "job %s: %d failed row(s) to download again, in %d of the %d shard(s) of %s",
                 job_id,
@@ -182,6 +179,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
                 redact_url(cfg.output_folder),
             )
         else:
+            plan = _plan_download(spark, cfg, fs, root, sharding)
             log.info(
                 "job %s: %d rows in %d shards; %d already done, %d to download",
                 job_id,
@@ -214,12 +212,9 @@ def run(cfg: Config, spark: SparkSession | None = None) -> Summary:
     summary = summarize(
         cfg, job_id, plan.shards_total, previous, written, failed, time.time() - started, retried, spark
     )
-    storage.write_json(
-        fs,
-        storage.join(root, layout.SUMMARY_FILE),
-        summary_json(summary, cfg, {**previous, **written}, errors, started),
-    )
-    _report(fs, root, cfg)
+    shards = {**previous, **written}
+    storage.write_json(fs, storage.join(root, layout.SUMMARY_FILE), summary_json(summary, cfg, shards, errors, started))
+    _report(fs, root, cfg, shards)
     if retried is not None:
         log.info("retry: %d of %d rows recovered, %d shard(s) rewritten", retried[1], retried[0], len(written))
     if failed:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from spark_img2ds.config import Config
 from spark_img2ds.dataset import layout, storage
-from spark_img2ds.dataset.columns import CAPTION, INDEX_COL, SHARD_COL, URL
-from spark_img2ds.dataset.stats import OTHER_ERRORS, ShardStats, committed_shards
+from spark_img2ds.dataset.columns import CAPTION, INDEX_COL, SHARD_COL, SUCCESS, URL
+from spark_img2ds.dataset.stats import OTHER_ERRORS, ShardStats, committed_shards, wants_retry
 from spark_img2ds.errors import ConfigError
 from spark_img2ds.imaging.options import IMAGE_OPTION_NAMES
 from spark_img2ds.secrets import redact_url
@@ -113,13 +113,16 @@ def read_summary(fs, root: str, source: str) -> dict[str, Any]:
 
 
 def shards_to_retry(done: dict[int, ShardStats], patterns: list[str] | None) -> list[int]:
-    """Shards whose stats count a failure that the patterns select (pure; no parquet is read for the others)."""
+    """Shards whose stats count a failure that the patterns select (pure; no parquet is read for the others).
+
+    The stats count failures by message (or status); folded messages (OTHER_ERRORS) could be any.
+    """
     wanted = []
     for shard_id, stats in sorted(done.items()):
         if stats.successes >= stats.count:
             continue
-        messages = [m for m in stats.status_dict if m != "success"]
-        if not patterns or OTHER_ERRORS in messages or any(p.lower() in m.lower() for m in messages for p in patterns):
+        messages = [m for m in stats.status_dict if m != SUCCESS]
+        if OTHER_ERRORS in messages or any(wants_retry(None, m, patterns) for m in messages):
             wanted.append(shard_id)
     return wanted
 

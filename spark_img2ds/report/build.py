@@ -15,8 +15,9 @@ from typing import Any
 
 from spark_img2ds.dataset import layout, storage
 from spark_img2ds.dataset.columns import STATUS, SUCCESS
+from spark_img2ds.dataset.heartbeat import read_heartbeats
 from spark_img2ds.dataset.stats import ShardStats, committed_shards, merge
-from spark_img2ds.dataset.status import STRAGGLER_FACTOR, format_status, read_status
+from spark_img2ds.dataset.status import STRAGGLER_FACTOR, compute_status, format_status, run_files
 from spark_img2ds.report.svg import bar_chart, horizontal_bars, line_chart
 
 REPORT_FILE = "_report.html"
@@ -169,14 +170,16 @@ def render(root_shown: str, summary: dict | None, stats: dict[int, ShardStats], 
     )
 
 
-def write_report(fs, root: str, shown: str) -> str:
-    """Build the report of the dataset at root from its files and write it there; returns its path."""
-    found = storage.read_json_files(fs, [storage.join(root, layout.SUMMARY_FILE)])
-    summary = next((v for v in found.values() if isinstance(v, dict)), None)
+def write_report(fs, root: str, shown: str, stats: dict[int, ShardStats] | None = None) -> str:
+    """Build the report of the dataset at root and write it there; returns its path.
+
+    stats: the shards' stats when the caller has them (the driver at the end of a run), else read from their files.
+    """
+    job, summary = run_files(fs, root)
     oom = int(((summary or {}).get("config") or {}).get("oom_shard_count") or 5)
-    stats = committed_shards(fs, root)
+    stats = committed_shards(fs, root) if stats is None else stats
     names = [layout.shard_name(s, oom) for s in sorted(stats)]
-    status = format_status(read_status(fs, root, time.time()), shown)
+    status = format_status(compute_status(job, summary, stats, read_heartbeats(fs, root), time.time()), shown)
     page = render(shown, summary, stats, status, _sample_sizes(fs, root, names), oom)
     path = storage.join(root, REPORT_FILE)
     storage.write_committed(fs, path, page.encode("utf-8"))

@@ -10,19 +10,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from spark_img2ds.dataset import layout, storage
-from spark_img2ds.dataset.columns import ERROR_MESSAGE, INDEX_COL, SHARD_COL, STATUS, SUCCESS
+from spark_img2ds.dataset.columns import ERROR_MESSAGE, INDEX_COL, SHARD_COL, STATUS
+from spark_img2ds.dataset.stats import wants_retry
 
 POSITION = "id"  # the one column of the task input (spark.range's): positions in the list of shards
-
-
-def wants_retry(status: str | None, error_message: str | None, patterns: list[str] | None) -> bool:
-    """Whether a row is downloaded again: it failed, and (with patterns) its error contains one of them."""
-    if status == SUCCESS:
-        return False
-    if not patterns:
-        return True
-    text = (error_message or status or "").lower()
-    return any(p.lower() in text for p in patterns)
 
 
 def failed_rows(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from spark_img2ds.config import Config
-from spark_img2ds.dataset.stats import OTHER_ERRORS, ShardStats
+from spark_img2ds.dataset.stats import OTHER_ERRORS, ShardStats, wants_retry
 from spark_img2ds.driver.retry import retry_config, shards_to_retry
 from spark_img2ds.errors import ConfigError
-from spark_img2ds.worker.failed import wants_retry
 
 RECORDED = Config(
     url_list="in.csv", output_folder="old/place", output_format="tfrecord", image_size=64, caption_col="caption",
