@@ -127,3 +127,27 @@ def test_retry_refuses_what_it_cannot_do(spark, server, tmp_path):
         download(str(url_list), retry_failed_from=str(out), spark=spark)
     with pytest.raises(ConfigError, match="needs retry_failed_from"):
         download(str(url_list), retry_errors=["timed out"], spark=spark)
+
+
+def test_a_shard_whose_files_lost_a_sample_is_left_as_it_was(spark, server, tmp_path):
+    """The parquet calls a row a success that the tar no longer holds: the rewrite refuses, nothing is replaced."""
+    tag = uuid.uuid4().hex[:8]
+    url_list = write_csv(tmp_path / "in.csv", _rows(server.url, tag)[:3], ["url", "caption", "rid"])
+    out = tmp_path / "out"
+    download(str(url_list), spark=spark, output_folder=str(out), output_format="webdataset", **OPTS)
+    tar_path = out / "00000.tar"
+    with tarfile.open(tar_path) as tar:  # drop the success 000000, keep nothing else either
+        kept = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if not m.name.startswith("000000.")]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for m, data in kept:
+            tar.addfile(m, io.BytesIO(data))
+    tar_path.write_bytes(buf.getvalue())
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("00000")}
+
+    summary = download(retry_failed_from=str(out), spark=spark, max_shard_retry=0)
+    assert not summary.complete and summary.recovered == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("00000")} == before
+    error = json.loads((out / "_summary.json").read_text())["per_shard"][0]
+    assert error["state"] == "done"  # the old shard stands; the failed rewrite is in the log and the summary
+    assert summary.shards_failed == [0]

@@ -92,3 +92,18 @@ def test_spark_job_descriptions_name_the_shards_and_the_attempt():
     assert job_description(cfg, [12, 3, 5], 1) == expected
     retry = Config(retry_failed_from="out")
     assert job_description(retry, [0], 0).startswith("spark_img2ds: rewrite 00000 of ")
+
+
+def test_dataset_commands_refuse_storage_options_that_are_not_json(tmp_path, capsys):
+    assert main(["status", str(tmp_path), "--storage_options", "{key: x"]) == 2
+    assert "storage_options is not valid JSON" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--storage_options", "[1,"]) == 2
+    assert "storage_options is not valid JSON" in capsys.readouterr().err
+
+
+def test_samples_of_a_dummy_dataset_are_refused():
+    from spark_img2ds.driver.summary import Summary
+    from spark_img2ds.errors import Img2dsError
+
+    with pytest.raises(Img2dsError, match="dummy keeps no per-sample results"):
+        Summary(output_folder="out", job_id="j", complete=True, _format="dummy").samples()
