@@ -26,7 +26,14 @@ from spark_img2ds.imaging.options import (
     RESIZE_MODES,
     ImageOptions,
 )
-from spark_img2ds.net.policy import MAX_CONNECTIONS_PER_HOST, MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, AddressPolicy
+from spark_img2ds.net.policy import (
+    CONNECT_TIMEOUT,
+    MAX_CONNECTIONS_PER_HOST,
+    MAX_DOWNLOAD_BYTES,
+    MAX_REDIRECTS,
+    AddressPolicy,
+)
+from spark_img2ds.net.politeness import UNANSWERED_LIMIT
 from spark_img2ds.net.robots import DEFAULT_DISALLOWED_DIRECTIVES
 from spark_img2ds.secrets import redact, redact_url
 from spark_img2ds.validation import LIST_OPTIONS, field_kinds, validate
@@ -111,6 +118,11 @@ class Config:
         None, "a JSON object merged into every sample's metadata; a row's own columns win", factory=dict
     )
     timeout: float = _opt(10, "seconds allowed for one download attempt, connect and body included")
+    connect_timeout: float = _opt(
+        CONNECT_TIMEOUT,
+        "seconds allowed to open a connection (TCP and TLS handshake), within timeout; a host whose "
+        f"connections time out {UNANSWERED_LIMIT} times in a row is skipped for a while",
+    )
     oom_shard_count: int = _opt(5, "digits of the shard number in file names and keys")
     compute_hash: str | None = _opt("sha256", f"hash of the raw bytes: {', '.join(HASHES)} or none")
     verify_hash: list[str] | None = _opt(None, "[input column, hash type] to check downloads against")

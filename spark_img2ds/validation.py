@@ -65,7 +65,7 @@ def validate(c: Any) -> None:
     ):
         v = getattr(c, name)
         require(is_int(v) and v >= 0, f"{name} must be an integer >= 0, got {v!r}")
-    for name in ("timeout", "progress_interval"):
+    for name in ("timeout", "connect_timeout", "progress_interval"):
         v = getattr(c, name)
         require(
             is_number(v) and 0 < v <= MAX_TIMEOUT,

@@ -7,6 +7,7 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 
+from spark_img2ds.net.dns import RESOLVER
 from spark_img2ds.net.http1 import Connection
 
 
@@ -53,10 +54,11 @@ def open_socket(host: str, port: int, timeout: float, refusal: Callable[[str], s
 
     The name is resolved here and every address checked before anything is sent to it, so
     the check holds for the address really connected to, whatever DNS answers next time.
+    Names are looked up through the process's cache (net/dns.py).
     """
     last: OSError | None = None
     refused: list[str] = []
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    for family, kind, proto, _, address in RESOLVER.resolve(host, port):
         reason = refusal(address[0]) if refusal is not None else None
         if reason is not None:
             refused.append(reason)
@@ -82,14 +84,20 @@ def connect(
     tls: ssl.SSLContext | None,
     server_name: str,
     refusal: Callable[[str], str | None] | None = None,
+    connect_timeout: float | None = None,
 ) -> Connection:
-    """A new connection; TLS for https, with server_name for SNI and the host name check."""
-    sock = open_socket(host, port, timeout, refusal)
+    """A new connection; TLS for https, with server_name for SNI and the host name check.
+
+    connect_timeout bounds the TCP connect and the TLS handshake (each socket operation of
+    them), timeout every later one.
+    """
+    sock = open_socket(host, port, connect_timeout or timeout, refusal)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             assert tls is not None
             sock = tls.wrap_socket(sock, server_hostname=server_name)
+        sock.settimeout(timeout)
     except BaseException:
         sock.close()
         raise

@@ -1,9 +1,11 @@
 """Downloading one URL: pooled keep-alive connections, a total deadline, retries, opt-out.
 
 Requests go out through http1, a lean HTTP/1.1 client; URLs are parsed and normalised
-by urllib3's parse_url, as requests does. Each thread keeps its own keep-alive
-connections, so a connection is never shared. Each attempt has a total deadline
-(deadline.py), and the X-Robots-Tag opt-out is checked before the body is read (robots.py).
+by urllib3's parse_url, as requests does. A task's threads share its kept-alive
+connections (IdlePool; a connection serves one request at a time). Each attempt has a
+total deadline (deadline.py) and opening a connection a shorter one (connect_timeout); a
+host whose connections keep timing out is skipped for a while (politeness.py). The
+X-Robots-Tag opt-out is checked before the body is read (robots.py).
 
 Every failure becomes a FetchError whose message is short and free of the URL,
 so that the per-error counts in the run summary group alike failures together.
@@ -11,7 +13,6 @@ so that the per-error counts in the run summary group alike failures together.
 
 from __future__ import annotations
 
-import collections
 import os
 import random
 import socket
@@ -27,8 +28,16 @@ from urllib3.util import parse_url
 
 from spark_img2ds.net import connect, http1
 from spark_img2ds.net.deadline import REAPER, Attempt
-from spark_img2ds.net.policy import MAX_CONNECTIONS_PER_HOST, MAX_DOWNLOAD_BYTES, MAX_REDIRECTS, SCHEMES, AddressPolicy
+from spark_img2ds.net.policy import (
+    CONNECT_TIMEOUT,
+    MAX_CONNECTIONS_PER_HOST,
+    MAX_DOWNLOAD_BYTES,
+    MAX_REDIRECTS,
+    SCHEMES,
+    AddressPolicy,
+)
 from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostGate
+from spark_img2ds.net.pool import IdlePool
 from spark_img2ds.net.proxy import ProxiedResponse, ProxyPools, choose_proxy, environment_proxies
 from spark_img2ds.net.robots import (
     OPT_OUT_MESSAGE,
@@ -43,7 +52,7 @@ from spark_img2ds.net.robots import (
 CA_BUNDLE = certifi.where()
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-MAX_IDLE_CONNECTIONS = 512  # kept alive per Fetcher (a task), shared by its threads; least recently used closed
+SMALL_BODY_BYTES = 64 * 1024  # an error page or a redirect's body read to keep its connection
 
 
 class FetchError(Exception):
@@ -126,52 +135,6 @@ def _header_text(value: str) -> str:
         raise FetchError("invalid url") from None
 
 
-class IdlePool:
-    """The kept-alive connections of one Fetcher, shared by its threads, by server.
-
-    A connection is taken out while a thread uses it and given back after a full response,
-    so a thread meets the connections the others left: on lists of many hosts a GET on a
-    kept-alive HTTPS connection costs a quarter of one on a new connection
-    (bench/tls_handshakes.py). Beyond `limit` idle connections, the servers used least
-    recently lose theirs first.
-    """
-
-    def __init__(self, limit: int = MAX_IDLE_CONNECTIONS) -> None:
-        self.limit = limit
-        self._idle: collections.OrderedDict[tuple, list[http1.Connection]] = collections.OrderedDict()
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def take(self, key: tuple) -> http1.Connection | None:
-        with self._lock:
-            conns = self._idle.get(key)
-            if not conns:
-                return None
-            conn = conns.pop()  # the most recently used: the likeliest to be still open
-            self._count -= 1
-            if not conns:
-                del self._idle[key]
-            return conn
-
-    def give(self, key: tuple, conn: http1.Connection) -> None:
-        closing = []
-        with self._lock:
-            self._idle.setdefault(key, []).append(conn)
-            self._idle.move_to_end(key)
-            self._count += 1
-            while self._count > self.limit:
-                oldest, conns = next(iter(self._idle.items()))
-                closing.append(conns.pop(0))
-                self._count -= 1
-                if not conns:
-                    del self._idle[oldest]
-        for old in closing:
-            old.close()
-
-    def __len__(self) -> int:
-        return self._count
-
-
 class Fetcher:
     """Downloads URLs from many threads, which share its kept-alive connections (IdlePool)."""
 
@@ -188,8 +151,10 @@ class Fetcher:
         max_bytes: int | None = MAX_DOWNLOAD_BYTES,
         proxy: str | None = None,
         max_connections_per_host: int = MAX_CONNECTIONS_PER_HOST,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.timeout = float(timeout)
+        self.connect_timeout = min(float(connect_timeout), self.timeout)
         self.gate = HostGate(max_connections_per_host, max_cooldown=min(COOLDOWN_MAX, self.timeout))
         self.policy = policy if policy is not None else AddressPolicy()
         self.max_redirects = max_redirects
@@ -274,12 +239,16 @@ class Fetcher:
                 location = resp.header("location") if resp.status in REDIRECT_CODES else None
                 if location:
                     url = urljoin(url, _header_text(location))
+                    self._keep_after(resp, target.key)
+                    conn = None
                     target = _Target.of(url, self.policy)
                     continue
                 if resp.status >= 400:
                     transient = resp.status in (408, 429) or resp.status >= 500  # other 4xx: the answer stands
                     throttle = resp.status in (429, 503)
                     after = retry_after(resp.header("retry-after")) if throttle else None
+                    self._keep_after(resp, target.key)
+                    conn = None
                     raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient, after, throttle)
                 if self.directives:
                     if is_disallowed(resp.header_list("x-robots-tag"), self.token, self.directives):
@@ -337,19 +306,43 @@ class Fetcher:
     def _connect(self, target: _Target, attempt: Attempt) -> http1.Connection:
         if attempt.expired:
             raise self._too_long()
+        budget = min(self.connect_timeout, attempt.deadline - time.monotonic())
+        if budget <= 0:
+            raise self._too_long()
         try:
             conn = connect.connect(
-                target.scheme, target.address, target.port, self.timeout, self._tls, target.host, self.policy.refusal
+                target.scheme,
+                target.address,
+                target.port,
+                self.timeout,
+                self._tls,
+                target.host,
+                self.policy.refusal,
+                connect_timeout=budget,
             )
         except TimeoutError:
+            self.gate.unanswered(target.host)
             raise FetchError("timed out while connecting", transient=True) from None
         except ssl.SSLError:
             raise FetchError("TLS certificate or handshake error") from None
+        self.gate.answered(target.host)
         attempt.bind(conn)
         return conn
 
     def _keep(self, key: tuple, conn: http1.Connection) -> None:
         self._pool.give(key, conn)
+
+    def _keep_after(self, resp: http1.Response | ProxiedResponse, key: tuple) -> None:
+        """Keep the connection of an answer that is not the image (an error, a redirect) if its body is small.
+
+        On lists of many hosts a quarter of the URLs fail with such answers; closing each
+        one's connection would make the next request to that host pay a new handshake.
+        """
+        conn = resp.conn
+        if not isinstance(resp, ProxiedResponse) and resp.discard(SMALL_BODY_BYTES):
+            self._keep(key, conn)
+        else:
+            conn.close()
 
 
 class _Target:

@@ -160,6 +160,28 @@ class Response:
 
         limit bounds the body as announced, as received and as decoded: TooLarge past it.
         """
+        return decode_content(self._body(limit), self.header("content-encoding"), limit)
+
+    def discard(self, limit: int) -> bool:
+        """Read and drop a body framed to at most limit bytes (an error page, a redirect's), so that the
+        connection can serve the next request; whether it can. A body that runs to the connection's end,
+        or is larger, is not read: the connection is then not reusable."""
+        framed = self.status in NO_BODY_STATUS or (self.header("transfer-encoding") or "").strip().lower() == "chunked"
+        try:
+            length = content_length(self.header_list("content-length"))
+        except ProtocolError:
+            length = None
+        if not framed and (length is None or length > limit):
+            self.conn.reusable = False
+            return False
+        try:
+            self._body(limit)
+        except (OSError, HTTPFailure):
+            self.conn.reusable = False
+        return self.conn.reusable
+
+    def _body(self, limit: int | None) -> bytes:
+        """The body as sent (still content-coded); marks the connection reusable or not."""
         conn = self.conn
         if self.version == "HTTP/1.0" or "close" in (self.header("connection") or "").lower():
             conn.reusable = False
@@ -186,7 +208,7 @@ class Response:
                 body = conn._exactly(length)
         if conn.buf:
             conn.reusable = False  # bytes beyond the body: the stream is out of step
-        return decode_content(body, self.header("content-encoding"), limit)
+        return body
 
     def _chunked(self, limit: int | None = None) -> bytes:
         conn = self.conn

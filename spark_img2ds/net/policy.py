@@ -21,6 +21,7 @@ from dataclasses import dataclass
 SCHEMES = ("http", "https")
 MAX_REDIRECTS = 10
 MAX_DOWNLOAD_BYTES = 50_000_000
+CONNECT_TIMEOUT = 5.0  # TCP connect + TLS handshake: a lost SYN is sent again at 1 s and 3 s (Linux)
 MAX_CONNECTIONS_PER_HOST = 8  # requests in flight to one host from one task's threads (net/politeness.py)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -6,6 +6,12 @@ row (from COOLDOWN_BASE seconds), or for its Retry-After when longer, never long
 `max_cooldown` (the fetcher passes its timeout: Retry-After stays bounded by one attempt's
 deadline); a success halves the count again. A request waits for its host at most
 `wait_limit` seconds, then fails with a message that says why (HostBusy, a transient error).
+
+A host whose connections time out UNANSWERED_LIMIT times in a row (no connection made in
+between) is not answering: its other requests fail at once for a while (HostDown, transient)
+instead of holding a download slot for the connect timeout each, as crawlers retire dead
+hosts' queues. The pause starts at SKIP_BASE seconds and doubles with each further timeout
+in a row, up to SKIP_MAX; after it, requests go out again, and one connection made clears it.
 """
 
 from __future__ import annotations
@@ -19,16 +25,31 @@ from collections.abc import Callable, Iterator
 COOLDOWN_BASE = 1.0
 COOLDOWN_MAX = 60.0
 MAX_TRACKED_HOSTS = 10_000  # cool-downs remembered at once; expired ones are dropped first
+UNANSWERED_LIMIT = 2  # connection timeouts in a row after which a host's requests are skipped
+SKIP_BASE = 60.0
+SKIP_MAX = 600.0
+HOST_DOWN_MESSAGE = "host not answering: skipped after its connections timed out"
 
 
 class HostBusy(Exception):
     """No slot at the host within the wait limit (kept busy, or cooling down after 429/503)."""
 
 
+class HostDown(HostBusy):
+    """The host's connections timed out UNANSWERED_LIMIT times in a row: its requests are skipped for now."""
+
+
 def cooldown(strikes: int, retry_after: float | None, cap: float = COOLDOWN_MAX) -> float:
     """Seconds without new requests after the strikes-th 429/503 in a row (pure)."""
     grown = COOLDOWN_BASE * (2 ** min(max(0, strikes - 1), 16))
     return min(max(grown, retry_after or 0.0), cap)
+
+
+def skip_seconds(timeouts: int) -> float:
+    """How long a host is skipped after its timeouts-th connection timeout in a row; 0: not yet (pure)."""
+    if timeouts < UNANSWERED_LIMIT:
+        return 0.0
+    return min(SKIP_BASE * 2 ** min(timeouts - UNANSWERED_LIMIT, 16), SKIP_MAX)
 
 
 class HostGate:
@@ -44,8 +65,11 @@ class HostGate:
         self._active: Counter[str] = Counter()
         self._until: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
+        self._timeouts: dict[str, int] = {}  # connection timeouts in a row, per host
+        self._down: dict[str, float] = {}  # hosts skipped, until when
         self.delayed = 0  # requests that waited for their host
         self.throttled: Counter[str] = Counter()  # cool-downs started or extended, per host
+        self.skipped = 0  # requests failed at once because their host was not answering
 
     def _free(self, host: str, now: float) -> bool:
         return (not self.limit or self._active[host] < self.limit) and now >= self._until.get(host, 0.0)
@@ -55,6 +79,9 @@ class HostGate:
         """Hold one of the host's slots for the block; yields whether the request had to wait."""
         with self._cond:
             now = self.clock()
+            if self._down and now < self._down.get(host, 0.0):
+                self.skipped += 1
+                raise HostDown(HOST_DOWN_MESSAGE)
             deadline, waited = now + wait_limit, False
             while not self._free(host, now):
                 if now >= deadline:
@@ -102,3 +129,25 @@ class HostGate:
                 self._strikes[host] = strikes // 2
             elif strikes:
                 del self._strikes[host]
+
+    def unanswered(self, host: str) -> float:
+        """A connection to host timed out; returns for how long its requests are now skipped (0: not skipped)."""
+        with self._cond:
+            now = self.clock()
+            if len(self._timeouts) >= MAX_TRACKED_HOSTS:
+                for name in [h for h in self._timeouts if self._down.get(h, 0.0) <= now]:
+                    self._timeouts.pop(name, None)
+                    self._down.pop(name, None)
+            count = self._timeouts.get(host, 0) + 1
+            self._timeouts[host] = count
+            pause = skip_seconds(count)
+            if pause:
+                self._down[host] = now + pause
+            return pause
+
+    def answered(self, host: str) -> None:
+        """A connection to host was made: it is answering again."""
+        if host in self._timeouts:
+            with self._cond:
+                self._timeouts.pop(host, None)
+                self._down.pop(host, None)

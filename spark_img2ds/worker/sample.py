@@ -75,6 +75,7 @@ class SampleMaker:
             max_bytes=cfg.max_download_bytes or None,
             proxy=cfg.proxy,
             max_connections_per_host=cfg.max_connections_per_host,
+            connect_timeout=cfg.connect_timeout,
         )
         self.images = ImageProcessor(cfg.image_options())
         self.arrays = (

@@ -97,6 +97,21 @@ class _RecordingHandler(BaseHTTPRequestHandler):
                 self._reply(PLAIN_BODY)
             else:
                 self._reply(b"", [("Location", f"/slow-redirect/{hops - 1}")], code=302)
+        elif self.path == "/redirect-plain":
+            self._reply(b"moved", [("Location", "/plain")], code=302)
+        elif self.path == "/missing-chunked":
+            self.send_response(404)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"9\r\nnot found\r\n0\r\n\r\n")
+        elif self.path == "/missing-large":
+            self._reply(b"x" * (fetch.SMALL_BODY_BYTES + 1), code=404)
+        elif self.path == "/missing-unframed":
+            self.send_response(404)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"not found, until the connection closes")
+            self.close_connection = True
         elif self.path == "/two-robots":
             self._reply(PLAIN_BODY, [("X-Robots-Tag", "otherbot: noai"), ("X-Robots-Tag", "mybot: noimageai")])
         else:
@@ -307,6 +322,28 @@ def test_slow_redirects_within_the_deadline_succeed(recorder):
     assert Fetcher(policy=LOCAL, timeout=3).fetch(f"{recorder.url}/slow-redirect/2") == PLAIN_BODY
 
 
+@pytest.mark.parametrize(
+    ("first", "reused"),
+    [
+        ("/nowhere", True),  # a 404 with a small Content-Length body
+        ("/missing-chunked", True),
+        ("/redirect-plain", True),  # the redirect and its target share the connection
+        ("/missing-large", False),  # larger than SMALL_BODY_BYTES: not read, the connection is closed
+        ("/missing-unframed", False),  # a body that runs to the connection's end
+    ],
+)
+def test_the_connection_of_a_small_error_or_redirect_serves_the_next_request(recorder, first, reused):
+    fetcher = Fetcher(policy=LOCAL, timeout=5)
+    try:
+        fetcher.fetch(f"{recorder.url}{first}")
+    except FetchError as err:
+        assert str(err) == "HTTP 404 Not Found"
+    assert fetcher.fetch(f"{recorder.url}/plain") == PLAIN_BODY
+    ports = [port for _, _, port in recorder.seen]
+    assert len(ports) == (3 if first == "/redirect-plain" else 2)
+    assert (len(set(ports)) == 1) is reused, ports
+
+
 def test_deadline_cut_connection_is_not_reused(recorder):
     fetcher = Fetcher(policy=LOCAL, timeout=1)
     fetch_error(fetcher, f"{recorder.url}/drip-headers")
@@ -488,7 +525,7 @@ class _Conn:
 
 
 def test_the_idle_pool_gives_back_the_latest_connection_and_closes_the_oldest_servers_first():
-    from spark_img2ds.net.fetch import IdlePool
+    from spark_img2ds.net.pool import IdlePool
 
     pool = IdlePool(limit=3)
     a1, a2, b1, c1 = _Conn("a1"), _Conn("a2"), _Conn("b1"), _Conn("c1")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
 import pytest
 
-from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostGate, cooldown
+from spark_img2ds.net.politeness import (
+    COOLDOWN_MAX,
+    SKIP_BASE,
+    SKIP_MAX,
+    UNANSWERED_LIMIT,
+    HostBusy,
+    HostDown,
+    HostGate,
+    cooldown,
+    skip_seconds,
+)
 
 
 class Clock:
@@ -89,3 +100,45 @@ def test_zero_means_no_limit_but_cooldowns_still_apply():
     with pytest.raises(HostBusy):
         with gate.slot("a", 0):
             pass
+
+
+# --- hosts that do not answer ----------------------------------------------------------------------
+
+
+def test_skip_seconds_start_at_the_limit_double_and_stop_at_the_cap():
+    assert [skip_seconds(n) for n in range(UNANSWERED_LIMIT)] == [0.0] * UNANSWERED_LIMIT
+    grown = [skip_seconds(UNANSWERED_LIMIT + k) for k in range(6)]
+    assert grown[0] == SKIP_BASE and all(b == min(2 * a, SKIP_MAX) for a, b in itertools.pairwise(grown))
+    assert grown[1] == 2 * SKIP_BASE
+    assert skip_seconds(1000) == SKIP_MAX
+
+
+def test_a_host_whose_connections_keep_timing_out_is_skipped_then_tried_again():
+    clock = Clock()
+    gate = HostGate(limit=8, clock=clock)
+    for _ in range(UNANSWERED_LIMIT - 1):
+        assert gate.unanswered("dead.example") == 0.0
+    with gate.slot("dead.example", wait_limit=1):
+        pass  # below the limit: still tried
+    assert gate.unanswered("dead.example") == SKIP_BASE
+    with pytest.raises(HostDown, match="host not answering: skipped after its connections timed out"):
+        with gate.slot("dead.example", wait_limit=1):
+            pass
+    with gate.slot("live.example", wait_limit=1):
+        pass  # other hosts are not affected
+    assert gate.skipped == 1
+    clock.now += SKIP_BASE
+    with gate.slot("dead.example", wait_limit=1):
+        pass  # the pause is over: tried again
+    assert gate.unanswered("dead.example") == 2 * SKIP_BASE  # still no answer: a longer pause at once
+
+
+def test_one_connection_made_clears_a_hosts_timeouts():
+    clock = Clock()
+    gate = HostGate(limit=8, clock=clock)
+    for _ in range(UNANSWERED_LIMIT):
+        gate.unanswered("flaky.example")
+    gate.answered("flaky.example")
+    with gate.slot("flaky.example", wait_limit=1):
+        pass
+    assert gate.unanswered("flaky.example") == (SKIP_BASE if UNANSWERED_LIMIT == 1 else 0.0)
