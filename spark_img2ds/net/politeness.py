@@ -61,7 +61,11 @@ class HostGate:
         self.limit = limit
         self.max_cooldown = max_cooldown
         self.clock = clock
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # One condition per host with waiters, all on _lock: a release wakes one waiter of its
+        # own host, not every waiting thread (a task's threads queue on one large host all day).
+        self._conds: dict[str, threading.Condition] = {}
+        self._waiting: Counter[str] = Counter()
         self._active: Counter[str] = Counter()
         self._until: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
@@ -77,7 +81,7 @@ class HostGate:
     @contextlib.contextmanager
     def slot(self, host: str, wait_limit: float) -> Iterator[bool]:
         """Hold one of the host's slots for the block; yields whether the request had to wait."""
-        with self._cond:
+        with self._lock:
             now = self.clock()
             if self._down and now < self._down.get(host, 0.0):
                 self.skipped += 1
@@ -88,11 +92,12 @@ class HostGate:
                     if now < self._until.get(host, 0.0):
                         raise HostBusy(
                             f"host asked to slow down (HTTP 429/503): still cooling down after {wait_limit:g}s"
-                        )  # noqa: E501
+                        )
                     raise HostBusy(f"host busy: no free connection of max_connections_per_host in {wait_limit:g}s")
                 waited = True
-                wake = min(deadline, max(self._until.get(host, 0.0), now + 0.05))
-                self._cond.wait(max(0.001, wake - now))
+                until = self._until.get(host, 0.0)
+                wake = min(deadline, max(until, now + 0.05)) if now < until else deadline
+                self._wait(host, max(0.001, wake - now))
                 now = self.clock()
             self._active[host] += 1
             if waited:
@@ -100,15 +105,31 @@ class HostGate:
         try:
             yield waited
         finally:
-            with self._cond:
+            with self._lock:
                 self._active[host] -= 1
                 if self._active[host] <= 0:
                     del self._active[host]
-                self._cond.notify_all()
+                cond = self._conds.get(host)
+                if cond is not None:
+                    cond.notify()
+
+    def _wait(self, host: str, seconds: float) -> None:
+        """Wait (holding _lock) until a slot of host is given back or seconds pass."""
+        cond = self._conds.get(host)
+        if cond is None:
+            cond = self._conds[host] = threading.Condition(self._lock)
+        self._waiting[host] += 1
+        try:
+            cond.wait(seconds)
+        finally:
+            self._waiting[host] -= 1
+            if self._waiting[host] <= 0:
+                del self._waiting[host]
+                del self._conds[host]
 
     def throttle(self, host: str, retry_after: float | None) -> float:
         """A 429 or 503 from host: hold its new requests back; returns the cool-down in seconds."""
-        with self._cond:
+        with self._lock:
             now = self.clock()
             if len(self._until) >= MAX_TRACKED_HOSTS:
                 for name in [h for h, t in self._until.items() if t <= now]:
@@ -123,7 +144,9 @@ class HostGate:
 
     def relieve(self, host: str) -> None:
         """A success from host: its next 429 starts a shorter cool-down."""
-        with self._cond:
+        if host not in self._strikes:
+            return
+        with self._lock:
             strikes = self._strikes.get(host, 0)
             if strikes > 1:
                 self._strikes[host] = strikes // 2
@@ -132,7 +155,7 @@ class HostGate:
 
     def unanswered(self, host: str) -> float:
         """A connection to host timed out; returns for how long its requests are now skipped (0: not skipped)."""
-        with self._cond:
+        with self._lock:
             now = self.clock()
             if len(self._timeouts) >= MAX_TRACKED_HOSTS:
                 for name in [h for h in self._timeouts if self._down.get(h, 0.0) <= now]:
@@ -148,6 +171,6 @@ class HostGate:
     def answered(self, host: str) -> None:
         """A connection to host was made: it is answering again."""
         if host in self._timeouts:
-            with self._cond:
+            with self._lock:
                 self._timeouts.pop(host, None)
                 self._down.pop(host, None)
