@@ -239,7 +239,7 @@ class Fetcher:
                 location = resp.header("location") if resp.status in REDIRECT_CODES else None
                 if location:
                     url = urljoin(url, _header_text(location))
-                    self._keep_after(resp, target.key)
+                    self._keep_after(resp, target.key, attempt)
                     conn = None
                     target = _Target.of(url, self.policy)
                     continue
@@ -247,7 +247,7 @@ class Fetcher:
                     transient = resp.status in (408, 429) or resp.status >= 500  # other 4xx: the answer stands
                     throttle = resp.status in (429, 503)
                     after = retry_after(resp.header("retry-after")) if throttle else None
-                    self._keep_after(resp, target.key)
+                    self._keep_after(resp, target.key, attempt)
                     conn = None
                     raise FetchError(f"HTTP {resp.status} {resp.reason}".strip(), transient, after, throttle)
                 if self.directives:
@@ -260,7 +260,7 @@ class Fetcher:
                 if not data:
                     raise FetchError("empty response body")
                 if conn.reusable:
-                    self._keep(target.key, conn)
+                    self._keep(target.key, conn, attempt)
                     conn = None
                 return data
             finally:
@@ -329,10 +329,16 @@ class Fetcher:
         attempt.bind(conn)
         return conn
 
-    def _keep(self, key: tuple, conn: http1.Connection) -> None:
-        self._pool.give(key, conn)
+    def _keep(self, key: tuple, conn: http1.Connection, attempt: Attempt) -> None:
+        """Give a connection back to the pool, unbound from the attempt first: once another thread
+        holds it, this attempt's deadline must not cut it. One the deadline may have cut is closed."""
+        attempt.conn = None
+        if attempt.expired:
+            conn.close()
+        else:
+            self._pool.give(key, conn)
 
-    def _keep_after(self, resp: http1.Response | ProxiedResponse, key: tuple) -> None:
+    def _keep_after(self, resp: http1.Response | ProxiedResponse, key: tuple, attempt: Attempt) -> None:
         """Keep the connection of an answer that is not the image (an error, a redirect) if its body is small.
 
         On lists of many hosts a quarter of the URLs fail with such answers; closing each
@@ -340,7 +346,7 @@ class Fetcher:
         """
         conn = resp.conn
         if not isinstance(resp, ProxiedResponse) and resp.discard(SMALL_BODY_BYTES):
-            self._keep(key, conn)
+            self._keep(key, conn, attempt)
         else:
             conn.close()
 

@@ -537,3 +537,27 @@ def test_the_idle_pool_gives_back_the_latest_connection_and_closes_the_oldest_se
     pool.give(("c",), c1)  # over the limit: b, the least recently used server, loses its connection
     assert b1.closed and not any(c.closed for c in (a1, a2, c1))
     assert pool.take(("b",)) is None and len(pool) == 3
+
+
+def test_a_connection_given_back_is_unbound_from_its_attempt_and_one_past_its_deadline_is_closed():
+    from spark_img2ds.net import http1
+    from spark_img2ds.net.deadline import Attempt
+
+    fetcher = Fetcher(policy=LOCAL, timeout=5)
+    pairs = [socket.socketpair() for _ in range(2)]
+    try:
+        live, cut = (http1.Connection(a) for a, _ in pairs)
+        attempt = Attempt(time.monotonic() + 5)
+        attempt.bind(live)
+        fetcher._keep(("http", "a", 80), live, attempt)
+        assert attempt.conn is None  # the deadline reaper can no longer cut it under another thread
+        assert fetcher._pool.take(("http", "a", 80)) is live
+        late = Attempt(time.monotonic() - 1)
+        late.bind(cut)
+        late.expired = True
+        fetcher._keep(("http", "b", 80), cut, late)
+        assert fetcher._pool.take(("http", "b", 80)) is None and not cut.reusable
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
