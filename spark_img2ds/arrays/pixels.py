@@ -21,8 +21,9 @@ from spark_img2ds.arrays.options import ConversionOptions
 from spark_img2ds.errors import ConversionError, UnsupportedFormatError
 from spark_img2ds.imaging.blur import blur_boxes
 from spark_img2ds.imaging.formats import (
+    HeaderError,
+    declared_size,
     exif_orientation,
-    image_dimensions,
     jpeg_components,
     png_color_type,
     sniff_format,
@@ -69,13 +70,10 @@ def decode_frames(
     fmt = sniff_format(data)
     if fmt is None:
         raise UnsupportedFormatError("not a supported image format")
-    size = image_dimensions(data, fmt)
-    if size is None:
-        raise ConversionError(f"unreadable {fmt} header")
-    if not size[0] or not size[1]:
-        raise ConversionError("empty image")
-    if size[0] * size[1] > max_pixels:
-        raise ConversionError("image has more pixels than max_image_pixels")
+    try:
+        size = declared_size(data, fmt, max_pixels)
+    except HeaderError as err:
+        raise ConversionError(str(err)) from None
     buf = np.frombuffer(data, np.uint8)
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if fmt == "jpg" else cv2.IMREAD_UNCHANGED
     factor = 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+PIXELS_MESSAGE = "image has more pixels than max_image_pixels"
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
@@ -194,6 +195,26 @@ def image_dimensions(data: bytes, fmt: str | None) -> tuple[int, int] | None:
         return jpeg_size(data)
     reader = _SIZE_READERS.get(fmt or "")
     return reader(data) if reader is not None else None
+
+
+class HeaderError(ValueError):
+    """What an image's header says that stops it before any decode; the message is the reason."""
+
+
+def declared_size(data: bytes, fmt: str | None, max_pixels: float) -> tuple[int, int]:
+    """The checked (width, height) of the header: HeaderError if unreadable, empty or over max_pixels.
+
+    The one check the image path (imaging/process.py) and the array path (arrays/pixels.py)
+    both run before decoding; each raises its own error with the reason.
+    """
+    size = image_dimensions(data, fmt)
+    if size is None:
+        raise HeaderError("not a supported image format" if fmt is None else f"unreadable {fmt} header")
+    if not size[0] or not size[1]:
+        raise HeaderError("empty image")
+    if size[0] * size[1] > max_pixels:
+        raise HeaderError(PIXELS_MESSAGE)
+    return size
 
 
 def _png_chunk(data: bytes, wanted: bytes) -> bytes | None:

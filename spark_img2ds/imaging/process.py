@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from spark_img2ds.imaging.blur import blur_boxes
-from spark_img2ds.imaging.formats import image_dimensions, sniff_format
+from spark_img2ds.imaging.formats import PIXELS_MESSAGE, HeaderError, declared_size, sniff_format
 from spark_img2ds.imaging.options import ImageOptions
 from spark_img2ds.imaging.resize import REDUCING_GAP, apply_plan, decode_reduction, plan_resize
 
@@ -104,16 +104,11 @@ class ImageProcessor:
         allows it.
         """
         opts = self.options
-        header = image_dimensions(data, fmt)
-        if header is None:
-            raise ImageError(
-                "image decoding error: not a supported image format" if fmt is None else "image decoding error"
-            )
-        w0, h0 = header
-        if not w0 or not h0:
-            raise ImageError("image decoding error: empty image")
-        if w0 * h0 > opts.max_image_pixels:
-            raise ImageError("image has more pixels than max_image_pixels")
+        try:
+            w0, h0 = declared_size(data, fmt, opts.max_image_pixels)
+        except HeaderError as err:
+            reason = str(err)
+            raise ImageError(reason if reason == PIXELS_MESSAGE else f"image decoding error: {reason}") from None
         if w0 * h0 > opts.max_image_area:
             raise ImageError("image area too large")
         gap = 1.0 if opts.fast_decode else REDUCING_GAP
