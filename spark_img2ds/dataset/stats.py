@@ -54,12 +54,16 @@ class ShardStats:
     missing_labels: int = 0
     requests_delayed: int = 0  # downloads that waited for their host (politeness)
     throttled_hosts: Counter = field(default_factory=Counter)  # host -> 429/503 answers that started a cool-down
+    unanswered_hosts: Counter = field(default_factory=Counter)  # host -> rows lost to connection timeouts or skips
 
-    def record_politeness(self, delayed: bool, throttled_host: str | None) -> None:
-        """What a download's politeness cost: a wait for its host, a cool-down its host asked for."""
+    def record_politeness(self, delayed: bool, throttled_host: str | None, unanswered_host: str | None = None) -> None:
+        """What a download's politeness cost: a wait for its host, a cool-down its host asked for, a host
+        that did not answer (its connection timed out, or it was skipped for that)."""
         self.requests_delayed += bool(delayed)
         if throttled_host:
             count_capped(self.throttled_hosts, throttled_host)
+        if unanswered_host:
+            count_capped(self.unanswered_hosts, unanswered_host)
 
     def record_valid(self, shape: str | None, label: Any = None, split: Any = None, labelled: bool = False) -> None:
         """What a successful sample adds to the dataset statistics (labelled: a label column is configured)."""
@@ -121,7 +125,11 @@ class ShardStats:
                 **{key: dict(getattr(self, name)) for name, key in DISTRIBUTIONS},
                 "missing_labels": self.missing_labels,
             },
-            POLITENESS_KEY: {"requests_delayed": self.requests_delayed, "throttled_hosts": dict(self.throttled_hosts)},
+            POLITENESS_KEY: {
+                "requests_delayed": self.requests_delayed,
+                "throttled_hosts": dict(self.throttled_hosts),
+                "unanswered_hosts": dict(self.unanswered_hosts),
+            },
         }
 
     @classmethod
@@ -142,6 +150,7 @@ class ShardStats:
             missing_labels=int(extra.get("missing_labels", 0)),
             requests_delayed=int(polite.get("requests_delayed", 0)),
             throttled_hosts=Counter(polite.get("throttled_hosts") or {}),
+            unanswered_hosts=Counter(polite.get("unanswered_hosts") or {}),
         )
 
 
@@ -152,11 +161,14 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
     distributions: dict[str, Counter] = {key: Counter() for _, key in DISTRIBUTIONS}
     missing = delayed = 0
     throttled: Counter = Counter()
+    unanswered: Counter = Counter()
     for s in shards:
         missing += s.missing_labels
         delayed += s.requests_delayed
         for host, n in s.throttled_hosts.items():
             count_capped(throttled, host, n)
+        for host, n in s.unanswered_hosts.items():
+            count_capped(unanswered, host, n)
         for name, key in DISTRIBUTIONS:
             for value, n in getattr(s, name).items():
                 count_capped(distributions[key], value, n)
@@ -174,6 +186,7 @@ def merge(shards: Iterable[ShardStats]) -> dict[str, Any]:
     total["missing_labels"] = missing
     total["requests_delayed"] = delayed
     total["throttled_hosts"] = dict(throttled.most_common())
+    total["unanswered_hosts"] = dict(unanswered.most_common())
     total["valid"], total["invalid"], total["total"] = (
         total["successes"],
         total["count"] - total["successes"],

@@ -39,6 +39,8 @@ class Summary:
     requests_delayed: int = 0  # downloads that waited for their host (max_connections_per_host, cool-downs)
     hosts_throttled: int = 0  # hosts that answered 429/503 and were given a cool-down
     most_throttled_hosts: dict[str, int] = field(default_factory=dict)  # the first 20, most cool-downs first
+    hosts_not_answering: int = 0  # hosts whose connections timed out (then skipped for a while)
+    most_unanswered_hosts: dict[str, int] = field(default_factory=dict)  # the first 20, most rows lost first
     retried: int = 0  # retry_failed_from: rows downloaded again, and how many of them succeeded
     recovered: int = 0
     duration: float = 0.0
@@ -88,6 +90,12 @@ class Summary:
                 f"politeness: {self.requests_delayed} downloads waited for their host, "
                 f"{self.hosts_throttled} host(s) throttled us (429/503)"
             )
+        if self.hosts_not_answering:
+            most = ", ".join(f"{host} ({n})" for host, n in list(self.most_unanswered_hosts.items())[:3])
+            lines.append(
+                f"not answering: {self.hosts_not_answering} host(s) whose connections timed out, then were "
+                f"skipped for a while; most rows lost: {most}"
+            )
         if self.retried:
             lines.append(f"retry: {self.recovered} of {self.retried} failed rows recovered")
         for message, n in list(self.error_counts.items())[:5]:
@@ -130,6 +138,8 @@ def summarize(
         requests_delayed=totals["requests_delayed"],
         hosts_throttled=len(totals["throttled_hosts"]),
         most_throttled_hosts=dict(list(totals["throttled_hosts"].items())[:20]),
+        hosts_not_answering=len(totals["unanswered_hosts"]),
+        most_unanswered_hosts=dict(list(totals["unanswered_hosts"].items())[:20]),
         retried=retried[0] if retried else 0,
         recovered=retried[1] if retried else 0,
         duration=duration,
@@ -176,6 +186,9 @@ def summary_json(
             "requests_delayed": summary.requests_delayed,
             "hosts_throttled": summary.hosts_throttled,
             "most_throttled_hosts": summary.most_throttled_hosts,
+            "connect_timeout": cfg.connect_timeout,
+            "hosts_not_answering": summary.hosts_not_answering,
+            "most_unanswered_hosts": summary.most_unanswered_hosts,
         },
         **(
             {"retry": {"retried": summary.retried, "recovered": summary.recovered, "errors": cfg.retry_errors}}

@@ -36,7 +36,7 @@ from spark_img2ds.net.policy import (
     SCHEMES,
     AddressPolicy,
 )
-from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostGate
+from spark_img2ds.net.politeness import COOLDOWN_MAX, HostBusy, HostDown, HostGate
 from spark_img2ds.net.pool import IdlePool
 from spark_img2ds.net.proxy import ProxiedResponse, ProxyPools, choose_proxy, environment_proxies
 from spark_img2ds.net.robots import (
@@ -178,7 +178,7 @@ class Fetcher:
         Each attempt holds one of its host's slots (HostGate); a 429 or 503 puts the host in a
         cool-down that the next attempt, and every other request to that host, waits out.
         """
-        self._local.delayed, self._local.throttled = False, None
+        self._local.delayed, self._local.throttled, self._local.unanswered = False, None, None
         target = _Target.of(url, self.policy)  # an invalid or refused url is not worth a retry
         for attempt in range(self.retries + 1):
             try:
@@ -187,6 +187,8 @@ class Fetcher:
                         self._local.delayed = self._local.delayed or waited
                         data = self._fetch_once(url, target)
                 except HostBusy as err:
+                    if isinstance(err, HostDown):
+                        self._local.unanswered = target.host
                     raise FetchError(str(err), transient=True) from None
                 self.gate.relieve(target.host)
                 return data
@@ -201,10 +203,12 @@ class Fetcher:
             time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def politeness(self) -> tuple[bool, str | None]:
-        """Since this thread last asked: whether its fetch waited for its host, and the host if it throttled us."""
-        found = getattr(self._local, "delayed", False), getattr(self._local, "throttled", None)
-        self._local.delayed, self._local.throttled = False, None
+    def politeness(self) -> tuple[bool, str | None, str | None]:
+        """Since this thread last asked: whether its fetch waited for its host, the host if it throttled us,
+        and the host if it did not answer (a connection timed out, or the host was skipped for that)."""
+        local = self._local
+        found = getattr(local, "delayed", False), getattr(local, "throttled", None), getattr(local, "unanswered", None)
+        local.delayed, local.throttled, local.unanswered = False, None, None
         return found
 
     def _fetch_once(self, url: str, target: _Target) -> bytes:
@@ -322,6 +326,7 @@ class Fetcher:
             )
         except TimeoutError:
             self.gate.unanswered(target.host)
+            self._local.unanswered = target.host
             raise FetchError("timed out while connecting", transient=True) from None
         except ssl.SSLError:
             raise FetchError("TLS certificate or handshake error") from None

@@ -42,6 +42,7 @@ class Sample:
     source_sha256: str | None = None  # npz output: provenance of the array
     delayed: bool = False  # the download waited for its host (max_connections_per_host, a cool-down)
     throttled_host: str | None = None  # the host answered 429/503 and was put in a cool-down
+    unanswered_host: str | None = None  # the host's connection timed out, or it was skipped for that
 
 
 def pool_size(cfg: Config) -> int:
@@ -86,7 +87,7 @@ class SampleMaker:
         """The sample of one row; expected_hash (verify_hash's column) must match the downloaded bytes, and
         bbox (bbox_col's value) lists boxes to blur."""
         sample = self._make(url, expected_hash, bbox)
-        sample.delayed, sample.throttled_host = self.fetcher.politeness()
+        sample.delayed, sample.throttled_host, sample.unanswered_host = self.fetcher.politeness()
         return sample
 
     def _make(self, url: str | None, expected_hash: str | None, bbox: Any) -> Sample:

@@ -143,7 +143,7 @@ class OpenShard:
         meta = self.columns.row(extras, self.captions[i], self.urls[i], key, sample)
         self.writer.write(key, sample.image, self.captions[i], meta, sample)
         self.stats.record(sample.status, sample.error_message, sample.nbytes)
-        self.stats.record_politeness(sample.delayed, sample.throttled_host)
+        self.stats.record_politeness(sample.delayed, sample.throttled_host, sample.unanswered_host)
         if sample.status == SUCCESS:
             self.stats.record_valid(
                 _shape(sample),

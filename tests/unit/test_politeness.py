@@ -80,10 +80,10 @@ def test_a_429_cools_its_host_down_for_the_other_requests_too(server):
     fetcher = Fetcher(timeout=5, retries=1, backoff=0.01, policy=LOCAL)
     key = uuid.uuid4().hex
     assert fetcher.fetch(f"{server.url}/busy/1/{key}/china.jpg")  # 429, a 1 s cool-down, then the image
-    assert fetcher.politeness() == (True, "127.0.0.1")  # its retry waited out the cool-down it caused
-    assert fetcher.politeness() == (False, None)  # read once
+    assert fetcher.politeness() == (True, "127.0.0.1", None)  # its retry waited out the cool-down it caused
+    assert fetcher.politeness() == (False, None, None)  # read once
     fetcher.gate.throttle("127.0.0.1", retry_after=0.5)  # as if another thread had just met a 429
     started = time.monotonic()
     assert fetcher.fetch(f"{server.url}/img/china.jpg")
     assert time.monotonic() - started >= 0.4
-    assert fetcher.politeness() == (True, None)
+    assert fetcher.politeness() == (True, None, None)

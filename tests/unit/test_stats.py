@@ -74,7 +74,7 @@ def test_empty_shard():
         "end_time": 0.0,
         "status_dict": {},
         "dataset_statistics": {"shape_distribution": {}, "class_counts": {}, "split_counts": {}, "missing_labels": 0},
-        "politeness": {"requests_delayed": 0, "throttled_hosts": {}},
+        "politeness": {"requests_delayed": 0, "throttled_hosts": {}, "unanswered_hosts": {}},
     }
 
 
@@ -280,3 +280,16 @@ def test_politeness_counts_round_trip_and_merge():
     totals = merge([again, b])
     assert totals["requests_delayed"] == 3
     assert totals["throttled_hosts"] == {"a.example": 2, "b.example": 1}
+
+
+def test_hosts_that_did_not_answer_round_trip_and_merge():
+    a, b = ShardStats(0), ShardStats(1)
+    a.record_politeness(False, None, "dead.example")
+    a.record_politeness(False, None, "dead.example")
+    b.record_politeness(False, None, "dead.example")
+    b.record_politeness(False, None, "gone.example")
+    b.record_politeness(True, None, None)
+    again = ShardStats.from_json(0, json.loads(json.dumps(a.to_json())))
+    assert dict(again.unanswered_hosts) == {"dead.example": 2}
+    assert merge([again, b])["unanswered_hosts"] == {"dead.example": 3, "gone.example": 1}
+    assert dict(ShardStats.from_json(2, {"count": 1}).unanswered_hosts) == {}  # stats written before this field
