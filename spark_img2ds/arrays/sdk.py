@@ -26,7 +26,15 @@ from spark_img2ds.imaging.exif import extract_exif
 from spark_img2ds.secrets import redact_url
 
 MAX_SOURCE_BYTES = 50_000_000
-FETCH_OPTIONS = ("timeout", "allow_private_networks", "allowed_networks", "proxy", "max_download_bytes", "retries")
+FETCH_OPTIONS = (
+    "timeout",
+    "connect_timeout",
+    "allow_private_networks",
+    "allowed_networks",
+    "proxy",
+    "max_download_bytes",
+    "retries",
+)
 
 
 @dataclass
@@ -120,11 +128,12 @@ def _read_source(source: Any, fetch: dict[str, Any]) -> bytes:
 
 def _fetch(url: str, options: dict[str, Any]) -> bytes:
     from spark_img2ds.net.fetch import Fetcher, FetchError
-    from spark_img2ds.net.policy import AddressPolicy
+    from spark_img2ds.net.policy import CONNECT_TIMEOUT, AddressPolicy
 
     policy = AddressPolicy.build(options.get("allow_private_networks", False), options.get("allowed_networks"))
     fetcher = Fetcher(
         timeout=options.get("timeout", 10),
+        connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
         retries=options.get("retries", 0),
         policy=policy,
         max_bytes=options.get("max_download_bytes", MAX_SOURCE_BYTES) or None,

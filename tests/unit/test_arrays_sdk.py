@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -60,6 +61,20 @@ def test_urls_go_through_the_downloader_and_its_policy(server, image_dir):
     secret_url = f"http://user:pa55word@127.0.0.1:{server.server_port}/img/china.jpg?token=t0ken"
     failed = convert_result(secret_url)
     assert "pa55word" not in failed.source and "t0ken" not in failed.source
+
+
+def test_connect_timeout_reaches_the_sdk_downloader():
+    from spark_img2ds.net.policy import CONNECT_TIMEOUT
+    from tests.helpers.silent import SilentListener
+
+    silent = SilentListener()
+    start = time.monotonic()
+    try:
+        result = convert_result(f"{silent.url}/a.jpg", allow_private_networks=True, timeout=30, connect_timeout=0.3)
+    finally:
+        silent.close()
+    assert (result.ok, result.error) == (False, "timed out while connecting")
+    assert time.monotonic() - start < CONNECT_TIMEOUT  # the option's 0.3 s applied, not the default
 
 
 def test_convert_result_describes_the_image(image_dir):
