@@ -9,6 +9,7 @@ Importing this module starts neither Spark nor the JVM.
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import json
@@ -127,22 +128,32 @@ def _read_source(source: Any, fetch: dict[str, Any]) -> bytes:
 
 
 def _fetch(url: str, options: dict[str, Any]) -> bytes:
-    from spark_img2ds.net.fetch import Fetcher, FetchError
-    from spark_img2ds.net.policy import CONNECT_TIMEOUT, AddressPolicy
+    from spark_img2ds.net.fetch import FetchError
 
-    policy = AddressPolicy.build(options.get("allow_private_networks", False), options.get("allowed_networks"))
-    fetcher = Fetcher(
-        timeout=options.get("timeout", 10),
-        connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
-        retries=options.get("retries", 0),
-        policy=policy,
-        max_bytes=options.get("max_download_bytes", MAX_SOURCE_BYTES) or None,
-        proxy=options.get("proxy"),
-    )
+    key = tuple(sorted((k, tuple(v) if isinstance(v, (list, set, frozenset)) else v) for k, v in options.items()))
     try:
-        return fetcher.fetch(url)
+        return _fetcher(key).fetch(url)
     except FetchError as err:
         raise ConversionError(str(err)) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _fetcher(options: tuple[tuple[str, Any], ...]):
+    """One downloader per set of fetch options, kept for the process: convert() and convert_many() calls
+    reuse its kept-alive connections, as the job's threads do (a new HTTPS connection per URL costs
+    several times the CPU of a GET on a kept one)."""
+    from spark_img2ds.net.fetch import Fetcher
+    from spark_img2ds.net.policy import CONNECT_TIMEOUT, AddressPolicy
+
+    given = dict(options)
+    return Fetcher(
+        timeout=given.get("timeout", 10),
+        connect_timeout=given.get("connect_timeout", CONNECT_TIMEOUT),
+        retries=given.get("retries", 0),
+        policy=AddressPolicy.build(given.get("allow_private_networks", False), given.get("allowed_networks")),
+        max_bytes=given.get("max_download_bytes", MAX_SOURCE_BYTES) or None,
+        proxy=given.get("proxy"),
+    )
 
 
 def convert_result(source: Any, options: ConversionOptions | dict | None = None, **fetch: Any) -> ConversionResult:

@@ -63,6 +63,40 @@ def test_urls_go_through_the_downloader_and_its_policy(server, image_dir):
     assert "pa55word" not in failed.source and "t0ken" not in failed.source
 
 
+def test_urls_converted_one_after_another_share_a_kept_alive_connection(image_dir):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = (image_dir / "china.jpg").read_bytes()
+    ports: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        batch = convert_many([f"{base}/{i}.jpg" for i in range(3)], allow_private_networks=True, timeout=7)
+        convert(f"{base}/again.jpg", allow_private_networks=True, timeout=7)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert batch.ok == 3 and len(ports) == 4
+    assert len(set(ports)) == 1, ports  # one connection for the four downloads
+
+
 def test_connect_timeout_reaches_the_sdk_downloader():
     from spark_img2ds.net.policy import CONNECT_TIMEOUT
     from tests.helpers.silent import SilentListener
