@@ -32,6 +32,29 @@ def _files(out) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name[0] != "_"}
 
 
+def _three_row_dataset(spark, server, tmp_path):
+    """A webdataset of the first three rows of _rows, as a first run writes it; its folder."""
+    url_list = write_csv(tmp_path / "in.csv", _rows(server.url, uuid.uuid4().hex[:8])[:3], ["url", "caption", "rid"])
+    out = tmp_path / "out"
+    download(str(url_list), spark=spark, output_folder=str(out), output_format="webdataset", **OPTS)
+    return out
+
+
+def _rewrite_tar(path, keep=lambda name: True, extra: dict[str, bytes] | None = None) -> None:
+    """Write a tar again with the members keep() allows, then extra members: what a crash or a loss leaves."""
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if keep(m.name)]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for m, data in members:
+            tar.addfile(m, io.BytesIO(data))
+        for name, data in (extra or {}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+
+
 @pytest.mark.parametrize("output_format", ["webdataset", "parquet", "files", "tfrecord", "npz"])
 def test_retry_recovers_failed_rows_and_keeps_everything_else(spark, server, tmp_path, output_format):
     tag = uuid.uuid4().hex[:8]
@@ -89,21 +112,9 @@ def test_retry_errors_selects_rows_by_error_text(spark, server, tmp_path):
 
 def test_an_interrupted_rewrite_is_finished_by_the_next_retry(spark, server, tmp_path):
     """A crash between the tar and the parquet leaves a sample the parquet calls failed: the next retry settles it."""
-    tag = uuid.uuid4().hex[:8]
-    url_list = write_csv(tmp_path / "in.csv", _rows(server.url, tag)[:3], ["url", "caption", "rid"])
-    out = tmp_path / "out"
-    download(str(url_list), spark=spark, output_folder=str(out), output_format="webdataset", **OPTS)
+    out = _three_row_dataset(spark, server, tmp_path)
     tar_path = out / "00000.tar"
-    with tarfile.open(tar_path) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:  # what the crashed rewrite committed: a sample for 000002
-        for m, data in members:
-            tar.addfile(m, io.BytesIO(data))
-        stale = tarfile.TarInfo("000002.jpg")
-        stale.size = 4
-        tar.addfile(stale, io.BytesIO(b"junk"))
-    tar_path.write_bytes(buf.getvalue())
+    _rewrite_tar(tar_path, extra={"000002.jpg": b"junk"})  # what the crashed rewrite committed: a sample for 000002
 
     summary = download(retry_failed_from=str(out), spark=spark)
     assert (summary.retried, summary.recovered, summary.successes) == (2, 1, 2)
@@ -131,18 +142,8 @@ def test_retry_refuses_what_it_cannot_do(spark, server, tmp_path):
 
 def test_a_shard_whose_files_lost_a_sample_is_left_as_it_was(spark, server, tmp_path):
     """The parquet calls a row a success that the tar no longer holds: the rewrite refuses, nothing is replaced."""
-    tag = uuid.uuid4().hex[:8]
-    url_list = write_csv(tmp_path / "in.csv", _rows(server.url, tag)[:3], ["url", "caption", "rid"])
-    out = tmp_path / "out"
-    download(str(url_list), spark=spark, output_folder=str(out), output_format="webdataset", **OPTS)
-    tar_path = out / "00000.tar"
-    with tarfile.open(tar_path) as tar:  # drop the success 000000, keep nothing else either
-        kept = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if not m.name.startswith("000000.")]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for m, data in kept:
-            tar.addfile(m, io.BytesIO(data))
-    tar_path.write_bytes(buf.getvalue())
+    out = _three_row_dataset(spark, server, tmp_path)
+    _rewrite_tar(out / "00000.tar", keep=lambda name: not name.startswith("000000."))  # the success 000000 is lost
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("00000")}
 
     summary = download(retry_failed_from=str(out), spark=spark, max_shard_retry=0)
