@@ -52,6 +52,13 @@ def skip_seconds(timeouts: int) -> float:
     return min(SKIP_BASE * 2 ** min(timeouts - UNANSWERED_LIMIT, 16), SKIP_MAX)
 
 
+def _forget_past(counts: dict[str, int], until: dict[str, float], now: float) -> None:
+    """Drop the hosts whose pause (cool-down or skip) is over, or never began, from both maps."""
+    for host in [h for h in counts.keys() | until.keys() if until.get(h, 0.0) <= now]:
+        counts.pop(host, None)
+        until.pop(host, None)
+
+
 class HostGate:
     """Per-host concurrency limit and cool-downs (limit 0: no limit, cool-downs still apply)."""
 
@@ -132,9 +139,7 @@ class HostGate:
         with self._lock:
             now = self.clock()
             if len(self._until) >= MAX_TRACKED_HOSTS:
-                for name in [h for h, t in self._until.items() if t <= now]:
-                    self._until.pop(name, None)
-                    self._strikes.pop(name, None)
+                _forget_past(self._strikes, self._until, now)
             strikes = self._strikes.get(host, 0) + 1
             wait = cooldown(strikes, retry_after, self.max_cooldown)
             self._strikes[host] = strikes
@@ -158,9 +163,7 @@ class HostGate:
         with self._lock:
             now = self.clock()
             if len(self._timeouts) >= MAX_TRACKED_HOSTS:
-                for name in [h for h in self._timeouts if self._down.get(h, 0.0) <= now]:
-                    self._timeouts.pop(name, None)
-                    self._down.pop(name, None)
+                _forget_past(self._timeouts, self._down, now)
             count = self._timeouts.get(host, 0) + 1
             self._timeouts[host] = count
             pause = skip_seconds(count)

@@ -10,6 +10,7 @@ import pytest
 
 from spark_img2ds.net.politeness import (
     COOLDOWN_MAX,
+    MAX_TRACKED_HOSTS,
     SKIP_BASE,
     SKIP_MAX,
     UNANSWERED_LIMIT,
@@ -142,3 +143,20 @@ def test_one_connection_made_clears_a_hosts_timeouts():
     with gate.slot("flaky.example", wait_limit=1):
         pass
     assert gate.unanswered("flaky.example") == (SKIP_BASE if UNANSWERED_LIMIT == 1 else 0.0)
+
+
+def test_a_full_gate_forgets_hosts_whose_pause_is_over_and_keeps_the_others():
+    clock = Clock()
+    gate = HostGate(limit=8, clock=clock)
+    gate.throttle("old.example", None)
+    gate.throttle("old.example", None)  # 2 strikes: its next cool-down would be 4 s
+    for i in range(MAX_TRACKED_HOSTS):
+        gate.unanswered(f"h{i}.example")  # one timeout each: remembered, not paused
+    gate.unanswered("dead.example")
+    gate.unanswered("dead.example")  # paused for SKIP_BASE
+    clock.now += 10  # old.example's cool-down is over, dead.example's pause is not
+    for i in range(MAX_TRACKED_HOSTS):
+        gate.throttle(f"t{i}.example", None)
+    assert gate.throttle("old.example", None) == 1.0  # forgotten: a first strike again
+    assert gate.unanswered("h0.example") == 0.0  # forgotten: a first timeout again, not a pause
+    assert gate.unanswered("dead.example") == 2 * SKIP_BASE  # still paused, so remembered
