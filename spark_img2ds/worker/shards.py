@@ -267,10 +267,18 @@ def run_shards(
             future.add_done_callback(finished)
             pending.append((feeding, i, future))
 
+    def forget(future: Future) -> None:
+        """A dropped row's sample will never be written: give back the room it holds (see finished)."""
+        if not future.cancelled() and future.exception() is None:
+            with load_lock:
+                load["held"] -= _held_bytes(future.result())
+
     def drop(shard: OpenShard, err: BaseException) -> None:
         nonlocal feeding
         while pending and pending[0][0] is shard:
-            pending.popleft()[2].cancel()  # do not spend the pool on a shard that is being abandoned
+            future = pending.popleft()[2]
+            if not future.cancel():  # do not spend the pool on a shard that is being abandoned
+                future.add_done_callback(forget)  # run or running: its sample's bytes were, or will be, held
         if feeding is shard:
             feeding = None
         shard.abort(err)
