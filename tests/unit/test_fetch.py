@@ -561,3 +561,12 @@ def test_a_connection_given_back_is_unbound_from_its_attempt_and_one_past_its_de
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_the_idle_limit_follows_the_file_descriptors_a_process_may_open():
+    from spark_img2ds.net.pool import MAX_IDLE_CONNECTIONS, idle_limit
+
+    assert idle_limit(-1) == MAX_IDLE_CONNECTIONS  # RLIM_INFINITY
+    assert idle_limit(1_048_576) == MAX_IDLE_CONNECTIONS
+    assert idle_limit(1024) == 256  # a quarter of a common soft limit
+    assert idle_limit(20) == 16  # never fewer than 16
